@@ -1,0 +1,3 @@
+"""MedPass Kiosk core: media import, verified store, packaging. Knows nothing about the UI."""
+
+__version__ = "0.1.0"

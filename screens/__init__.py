@@ -1,0 +1,1 @@
+"""Textual screens of the desk UI (installed as ``kiosk_tui``)."""
