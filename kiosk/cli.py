@@ -1,0 +1,247 @@
+"""The ``kiosk`` command line (DESIGN.md §4: a contract scripts rely on).
+
+``--json`` prints exactly one JSON object on stdout; everything else (progress, logs) goes to
+stderr. Exit codes: 0 success, 2 usage or configuration error, 3 nothing importable found,
+4 verification failed or the import did not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from kiosk import __version__
+from kiosk.errors import KioskError
+from kiosk.importer import ImportProgress
+
+EXIT_OK, EXIT_USAGE, EXIT_NOTHING, EXIT_VERIFY = 0, 2, 3, 4
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS keeps a value given before the sub-command from being reset by the sub-parser.
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="kiosk data directory (env KIOSK_DATA_DIR)")
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="TOML configuration file (env KIOSK_CONFIG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description="MedPass Kiosk: hospital imaging media to a patient package.")
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        return p
+
+    add("demo", "the full kiosk on simulated media and an embedded sample hospital disc")
+    p = add("import", "import a directory, an .iso file or a block device")
+    p.add_argument("source", help="mounted disc or stick, ISO image, or /dev/srN")
+    p.add_argument("--case", dest="case_id", help="add to this case (created if new)")
+    p.add_argument("--json", action="store_true", help="print the import report as JSON")
+    p = add("cases", "list cases")
+    p.add_argument("--json", action="store_true")
+    p = add("export", "write the patient package to a directory or mounted stick")
+    p.add_argument("case_id")
+    p.add_argument("--to", required=True)
+    p.add_argument("--no-encryption", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = add("qr", "print the link and QR code, or write a PNG")
+    p.add_argument("case_id")
+    p.add_argument("--png")
+    p = add("sync", "run the outbox: uploads and translation pulls")
+    p.add_argument("--once", action="store_true")
+    p = add("watch", "print media events as they happen")
+    p.add_argument("--json", action="store_true")
+    p = add("link", "link tokens")
+    p.add_argument("action", choices=["verify"])
+    p.add_argument("token")
+    p = add("audit", "the audit trail")
+    p.add_argument("action", choices=["verify"])
+    add("doctor", "check udev, mounts, printer, disk space, cloud reachability")
+    return parser
+
+
+def _service(args: argparse.Namespace) -> Any:
+    from kiosk.bootstrap import build_service
+
+    return build_service(getattr(args, "config", None), getattr(args, "data_dir", None))
+
+
+class _ProgressPrinter:
+    """Progress on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: ImportProgress) -> None:
+        now = time.monotonic()
+        final = p.phase in ("verifying", "saving", "done")
+        if not final and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        mb = p.bytes_done / 1e6
+        rate = mb / p.elapsed if p.elapsed > 0 else 0.0
+        eta = ""
+        if rate > 0 and p.bytes_total > p.bytes_done and p.phase == "copying":
+            eta = f", ETA {int((p.bytes_total - p.bytes_done) / 1e6 / rate)} s"
+        line = (f"{p.phase}: {p.files_done}/{p.files_total} files, {mb:.1f}/"
+                f"{p.bytes_total / 1e6:.1f} MB, {rate:.1f} MB/s{eta}  {p.current[-40:]}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line + ("\n" if p.phase == "done" else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def import_exit_code(report: dict[str, Any]) -> int:
+    """0 when everything found was stored and verified; 3 when nothing was; else 4."""
+    found = report["instances"]["found"]
+    if found == 0:
+        return EXIT_VERIFY if report.get("error") else EXIT_NOTHING
+    if not report["complete"] or report["instances"]["verified"] < found:
+        return EXIT_VERIFY
+    if report["verification"]["problems"]:
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
+    """Human-readable summary of an import report."""
+    inst = report["instances"]
+    out.write(f"Source:    {report['source']} ({report.get('label') or 'no label'})\n")
+    out.write(f"Case:      {report['case_id'] or '(none: nothing imported)'}\n")
+    for p in report["patients"]:
+        out.write(f"Patient:   {p['name_display']}  ID {p['patient_id']}\n")
+    for s in report["studies"]:
+        out.write(f"Study:     {s['study_date']} {'/'.join(s['modalities'])} "
+                  f"{s['description']!s:.30}  {s['series']} series, {s['instances']} images\n")
+    out.write(f"Images:    {inst['found']} found, {inst['imported']} new, "
+              f"{inst['duplicates']} already in the case, {inst['verified']} verified "
+              f"({report['bytes'] / 1e6:.1f} MB in {report.get('seconds', 0):.1f} s)\n")
+    dd = report["dicomdir"]
+    if dd["present"]:
+        out.write(f"DICOMDIR:  {dd['records']} records, {len(dd['missing'])} missing, "
+                  f"{len(dd['unlisted'])} files not listed\n")
+    if report["rejected"]:
+        out.write(f"Rejected:  {len(report['rejected'])} file(s) looked like DICOM but could "
+                  "not be read:\n")
+        for r in report["rejected"][:20]:
+            out.write(f"  {r['path']}: {r['reason']}\n")
+    if report["ignored"]:
+        out.write(f"Ignored:   {len(report['ignored'])} file(s) that are not DICOM\n")
+    for problem in report["verification"]["problems"][:20]:
+        out.write(f"PROBLEM:   {problem['path']}: {problem['problem']}\n")
+    for w in report["warnings"]:
+        out.write(f"Warning:   {w}\n")
+    if report["error"]:
+        out.write(f"ERROR:     {report['error']}\n")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``kiosk import``."""
+    service = _service(args)
+    report = service.import_path(args.source, case_id=args.case_id,
+                                 on_progress=_ProgressPrinter(sys.stderr))
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_import_summary(report, sys.stdout)
+    return import_exit_code(report)
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    """``kiosk cases``."""
+    cases = _service(args).case_summaries()
+    if args.json:
+        json.dump({"cases": cases}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not cases:
+        print("No cases yet. Insert a disc or run `kiosk import SOURCE`.")
+    for c in cases:
+        names = ", ".join(p["name_display"] for p in c["patients"]) or "?"
+        print(f"{c['case_id']}  {c['status']:<10}  {names}  {'/'.join(c['modalities'])}  "
+              f"{c['studies']} studies, {c['instances']} images")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``kiosk demo``: until the desk UI lands, import the embedded sample disc with progress."""
+    from kiosk.sample_disc import build_sample_disc
+
+    with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as tmp:
+        if not getattr(args, "data_dir", None) and not os.environ.get("KIOSK_DATA_DIR"):
+            args.data_dir = str(Path(tmp) / "data")  # a demo never touches real patient data
+        disc = build_sample_disc(Path(tmp) / "SAMPLE_DISC")
+        print(f"Sample hospital disc written to {disc.root} ({disc.instances} images).",
+              file=sys.stderr)
+        service = _service(args)
+        report = service.import_path(disc.root, on_progress=_ProgressPrinter(sys.stderr))
+        print_import_summary(report, sys.stdout)
+        print("\nCases on this (temporary) kiosk:")
+        for c in service.case_summaries():
+            print(f"  {c['case_id']}  {c['status']}  {c['instances']} images")
+        return import_exit_code(report)
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        print(f"kiosk {name}: not available yet in this version.", file=sys.stderr)
+        return EXIT_USAGE
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "import": cmd_import,
+    "cases": cmd_cases,
+    "demo": cmd_demo,
+    "export": _not_yet("export"),
+    "qr": _not_yet("qr"),
+    "sync": _not_yet("sync"),
+    "watch": _not_yet("watch"),
+    "link": _not_yet("link verify"),
+    "audit": _not_yet("audit verify"),
+    "doctor": _not_yet("doctor"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kiosk`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help/--version
+        return int(exc.code or 0)
+    command = args.command
+    if command is None:
+        print("kiosk: the desk UI is not available yet in this version; try `kiosk demo` or "
+              "`kiosk --help`.", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[command](args)
+    except KioskError as exc:
+        print(f"kiosk {command}: {exc.title}: {exc.text}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"kiosk {command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

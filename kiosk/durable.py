@@ -1,0 +1,63 @@
+"""Durable file writes: temp name, flush, fsync, rename, fsync the directory.
+
+Everything the kiosk must not lose in a power cut goes through here, so the rule lives in one
+place. A reader never sees a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import secrets
+from pathlib import Path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or creation inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(target: Path) -> Path:
+    """A unique hidden temp name beside ``target`` (same filesystem, so rename is atomic)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically and durably."""
+    tmp = temp_name(target)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def syncfs(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding ``path``.
+
+    One ``syncfs`` after writing a batch of blobs costs about what one ``fsync`` does and far less
+    than one ``fsync`` per file, which is what makes a 2,000-file import near ``cp && sync``
+    speed. Falls back to ``os.sync`` where ``syncfs`` is unavailable.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    except AttributeError:
+        os.sync()
+    finally:
+        os.close(fd)

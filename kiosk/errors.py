@@ -1,0 +1,86 @@
+"""One error hierarchy for the whole core.
+
+Every error carries a short ``title`` and a ``text`` that says what happened and what to do next,
+so the CLI and the UI can show it to a coordinator without translating tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class KioskError(Exception):
+    """Base of every error the core raises on purpose.
+
+    Parameters
+    ----------
+    text : str
+        What happened and what to do next, in one or two sentences.
+    title : str, optional
+        A short heading; defaults to the class's ``default_title``.
+    """
+
+    default_title = "Something went wrong"
+    exit_code = 1
+
+    def __init__(self, text: str, *, title: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.title = title or self.default_title
+
+
+class ConfigError(KioskError):
+    """The configuration file or a command-line value is invalid."""
+
+    default_title = "Configuration error"
+    exit_code = 2
+
+
+class UsageError(KioskError):
+    """A command was called wrongly (unknown case, missing source, ...)."""
+
+    default_title = "Usage error"
+    exit_code = 2
+
+
+class SourceError(KioskError):
+    """The source medium cannot be opened at all (not a directory, ISO or ISO9660 device)."""
+
+    default_title = "Cannot read the medium"
+    exit_code = 2
+
+
+class MediumRemovedError(KioskError):
+    """The medium disappeared while it was being read."""
+
+    default_title = "Medium removed"
+    exit_code = 4
+
+
+class SourceReadError(KioskError):
+    """One file on the medium could not be read (EIO on a scratched disc, ...)."""
+
+    default_title = "Read error"
+
+    def __init__(self, text: str, *, errno: int | None = None) -> None:
+        super().__init__(text)
+        self.errno = errno
+
+
+class NothingImportableError(KioskError):
+    """The medium holds no DICOM instance the kiosk could read."""
+
+    default_title = "No images found"
+    exit_code = 3
+
+
+class VerificationError(KioskError):
+    """Stored data does not match what was read; nothing is reported as done."""
+
+    default_title = "Verification failed"
+    exit_code = 4
+
+
+class StoreError(KioskError):
+    """The kiosk's own store or database is damaged or full."""
+
+    default_title = "Kiosk storage problem"
+    exit_code = 1

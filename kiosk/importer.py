@@ -1,0 +1,434 @@
+"""Import a medium into a case: scan, ingest, verify, reconcile, record.
+
+Flow (DESIGN.md §2)::
+
+    count entries ─▶ ingest files in parallel (one pass each) ─▶ batch-commit blobs (syncfs)
+      ─▶ verify (re-hash stored blobs, pixel data, per-series counts, DICOMDIR) ─▶ merge into case
+
+The job is persisted as "running" before any work, so a power cut leaves it visibly
+interrupted, never complete. Blobs only become visible once durable, and the case only
+references blobs that are; re-running the same import reuses what is stored and duplicates
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.blobstore import BlobStore, PendingBlob
+from kiosk.catalog import Catalog, InstanceRow
+from kiosk.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
+from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
+from kiosk.ingest import Ignored, Outcome, Rejected, Stored, ingest_file
+from kiosk.names import decode_person_name
+from kiosk.sources import Entry, EntryKind, Source
+
+_VERIFY_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """A progress event; the UI shows the latest one (they replace each other)."""
+
+    phase: str  # counting | copying | verifying | saving | done
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    current: str
+    elapsed: float
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Tuning knobs, from :class:`kiosk.config.ImportSettings`."""
+
+    workers: int = 2
+    read_retries: int = 3
+    sync_batch_bytes: int = 256 * 1024 * 1024
+
+
+class ImportCancelled(KioskError):
+    """The coordinator cancelled the import; nothing was added to the case."""
+
+    default_title = "Import cancelled"
+    exit_code = 1
+
+
+@dataclass
+class _Run:
+    """Mutable state of one import run."""
+
+    stored: list[Stored] = field(default_factory=list)
+    pending: list[PendingBlob] = field(default_factory=list)
+    pending_bytes: int = 0
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    dicomdirs: list[DicomdirIndex] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files_done: int = 0
+    bytes_done: int = 0
+    error: str | None = None
+
+
+class Importer:
+    """Runs imports against one store and catalog."""
+
+    def __init__(self, catalog: Catalog, store: BlobStore, options: ImportOptions) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.options = options
+
+    def run(
+        self,
+        source: Source,
+        *,
+        case_id: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Import ``source`` and return the import report (DESIGN.md §4).
+
+        Raises
+        ------
+        ImportCancelled
+            ``cancel`` was set; staged data is discarded and the case is unchanged.
+        """
+        started = time.monotonic()
+        notify = on_progress or (lambda _p: None)
+        resumed_from = None
+        if case_id is None:
+            resumed_from = self._interrupted_case(source)
+            case_id = resumed_from or self.catalog.new_case_id()
+        job_id = self.catalog.start_job("import", case_id=case_id, source=source.description,
+                                        label=source.label)
+        staging = self.store.tmp_dir / job_id
+        staging.mkdir(parents=True, exist_ok=True)
+        run = _Run()
+        if resumed_from:
+            run.warnings.append(f"Resuming the interrupted import of this medium into case "
+                                f"{case_id}; images already stored are not copied again.")
+        try:
+            files_total, bytes_total = self._count(source, notify, started)
+
+            def progress(phase: str, current: str) -> None:
+                notify(ImportProgress(phase, run.files_done, files_total, run.bytes_done,
+                                      bytes_total, current, time.monotonic() - started))
+
+            try:
+                self._ingest_all(source, staging, run, progress, cancel)
+            except MediumRemovedError as exc:
+                run.error = exc.text
+            self._commit(run)
+            progress("verifying", "")
+            verified = self._verify(run)
+            progress("saving", "")
+            report = self._record(source, case_id, job_id, run, verified)
+        except ImportCancelled:
+            self.store.discard(run.pending)
+            self.catalog.finish_job(job_id, "cancelled")
+            raise
+        except BaseException as exc:
+            self.catalog.finish_job(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        report["seconds"] = round(time.monotonic() - started, 3)
+        notify(ImportProgress("done", run.files_done, files_total, run.bytes_done, bytes_total,
+                              "", time.monotonic() - started))
+        return report
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def _interrupted_case(self, source: Source) -> str | None:
+        """The case of an earlier import of this medium that did not finish, if any."""
+        self.catalog.mark_interrupted()
+        jobs = self.catalog.jobs(kind="import", source=source.description)
+        last = [j for j in jobs if j.get("label") == source.label]
+        if last and last[-1]["state"] in ("interrupted", "incomplete"):
+            return str(last[-1]["case_id"])
+        return None
+
+    @staticmethod
+    def _count(source: Source, notify: ProgressCallback, started: float) -> tuple[int, int]:
+        """Count files and bytes first so progress can show an ETA (metadata only)."""
+        files = size = 0
+        for entry in source.entries():
+            files += 1
+            size += max(entry.size, 0)
+            if files % 5000 == 0:
+                notify(ImportProgress("counting", 0, files, 0, size, entry.path,
+                                      time.monotonic() - started))
+        return files, size
+
+    def _ingest_all(self, source: Source, staging: Any, run: _Run,
+                    progress: Callable[[str, str], None],
+                    cancel: threading.Event | None) -> None:
+        window = self.options.workers * 4  # bounded in-flight work keeps memory flat
+        inflight: deque[tuple[Entry, Future[Outcome]]] = deque()
+        last_note = 0.0
+
+        def settle(block_until: int) -> None:
+            nonlocal last_note
+            while len(inflight) > block_until:
+                entry, fut = inflight.popleft()
+                self._take(fut.result(), run)
+                run.files_done += 1
+                run.bytes_done += max(entry.size, 0)
+                now = time.monotonic()
+                if now - last_note >= 0.1:  # coalesce: at most 10 events a second
+                    last_note = now
+                    progress("copying", entry.path)
+                if run.pending_bytes >= self.options.sync_batch_bytes:
+                    self._commit(run)
+
+        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="ingest") as pool:
+            try:
+                for entry in source.entries():
+                    if cancel is not None and cancel.is_set():
+                        raise ImportCancelled("The import was cancelled; nothing was added.")
+                    if entry.kind is not EntryKind.FILE:
+                        self._non_file(entry, run)
+                        run.files_done += 1
+                        continue
+                    if entry.path.rpartition("/")[2].upper() == "DICOMDIR":
+                        self._read_dicomdir(source, entry, run)
+                        run.files_done += 1
+                        run.bytes_done += entry.size
+                        continue
+                    inflight.append((entry, pool.submit(
+                        ingest_file, source, entry, self.store, staging,
+                        self.options.read_retries)))
+                    settle(window)
+                settle(0)
+            except BaseException:
+                # Let running workers finish, keep what they stored, then re-raise.
+                for _entry, fut in inflight:
+                    with contextlib.suppress(MediumRemovedError):
+                        self._take(fut.result(), run)
+                inflight.clear()
+                raise
+
+    @staticmethod
+    def _non_file(entry: Entry, run: _Run) -> None:
+        if entry.kind is EntryKind.SYMLINK:
+            run.ignored.append({"path": entry.path,
+                                "reason": "symbolic link, not followed (it could leave the "
+                                          "medium)"})
+        elif entry.size < 0:
+            run.rejected.append({"path": entry.path, "reason": "unreadable directory entry"})
+        else:
+            run.ignored.append({"path": entry.path, "reason": "special file (device, pipe)"})
+
+    def _read_dicomdir(self, source: Source, entry: Entry, run: _Run) -> None:
+        if entry.size > MAX_DICOMDIR_BYTES:
+            run.warnings.append(f"{entry.path} is implausibly large ({entry.size} bytes); "
+                                "the whole medium was searched instead")
+            return
+        try:
+            with source.open(entry.path) as fh:
+                data = fh.read(MAX_DICOMDIR_BYTES + 1)
+        except (SourceReadError, OSError) as exc:
+            if not source.is_present():
+                raise MediumRemovedError("The medium was removed during the import.") from None
+            run.warnings.append(f"{entry.path} cannot be read ({exc}); the whole medium was "
+                                "searched instead")
+            return
+        run.dicomdirs.append(read_dicomdir(data, entry.path))
+
+    @staticmethod
+    def _take(outcome: Outcome, run: _Run) -> None:
+        if isinstance(outcome, Stored):
+            run.stored.append(outcome)
+            run.pending.append(outcome.blob)
+            run.pending_bytes += outcome.blob.size
+        elif isinstance(outcome, Rejected):
+            run.rejected.append({"path": outcome.path, "reason": outcome.reason})
+        elif isinstance(outcome, Ignored):
+            run.ignored.append({"path": outcome.path, "reason": outcome.reason})
+
+    def _commit(self, run: _Run) -> None:
+        self.store.commit(run.pending)
+        run.pending = []
+        run.pending_bytes = 0
+
+    def _verify(self, run: _Run) -> dict[str, bool]:
+        """Re-hash every stored blob against the hash taken while reading the source."""
+        shas = sorted({s.blob.sha256 for s in run.stored})
+
+        def rehash(sha: str) -> bool:
+            h = hashlib.sha256()
+            try:
+                with self.store.open(sha) as fh:
+                    while chunk := fh.read(_VERIFY_CHUNK):
+                        h.update(chunk)
+            except OSError:
+                return False
+            return h.hexdigest() == sha
+
+        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="verify") as pool:
+            return dict(zip(shas, pool.map(rehash, shas), strict=True))
+
+    # --- report ----------------------------------------------------------------------------
+
+    def _record(self, source: Source, case_id: str, job_id: str, run: _Run,
+                hash_ok: dict[str, bool]) -> dict[str, Any]:
+        names: dict[tuple[bytes, str], Any] = {}
+        patients: dict[tuple[str, str], dict[str, str]] = {}
+        study_info: dict[str, dict[str, Any]] = {}
+        rows: list[InstanceRow] = []
+        problems: list[dict[str, str]] = []
+        for item in run.stored:
+            h = item.header
+            cs = h.specific_character_set
+            key = (h.patient_name_raw, repr(cs))
+            if key not in names:
+                names[key] = decode_person_name(h.patient_name_raw, cs)
+            name = names[key]
+            if name.warning and name.warning not in run.warnings:
+                run.warnings.append(name.warning)
+            patients.setdefault((h.patient_id, name.stored), {
+                "patient_id": h.patient_id, "name": name.stored, "name_display": name.display,
+                "birth_date": h.patient_birth_date, "sex": h.patient_sex})
+            study_info.setdefault(h.study_uid, {
+                "patient_id": h.patient_id, "patient_name": name.stored,
+                "patient_name_display": name.display, "study_date": h.study_date,
+                "study_description": h.study_description})
+            problem = item.pixel_problem
+            if not hash_ok.get(item.blob.sha256, False):
+                problem = "stored copy does not match the bytes read from the medium"
+            if problem:
+                problems.append({"path": item.path, "problem": problem})
+            rows.append(InstanceRow(
+                sop_instance_uid=h.sop_instance_uid, sop_class_uid=h.sop_class_uid,
+                study_uid=h.study_uid, series_uid=h.series_uid, sha256=item.blob.sha256,
+                size=item.blob.size, source_path=item.path, transfer_syntax=h.transfer_syntax,
+                modality=h.modality, series_number=h.series_number,
+                series_description=h.series_description, instance_number=h.instance_number,
+                verified=problem is None, problem=problem))
+
+        dicomdir = self._reconcile(run, {s.path for s in run.stored})
+        complete = run.error is None
+        merge = None
+        if rows:
+            merge = self.catalog.merge(
+                case_id, rows, patients=list(patients.values()), study_info=study_info,
+                source={"description": source.description, "label": source.label,
+                        "job_id": job_id},
+                job_id=job_id, complete=complete and not problems)
+            run.warnings.extend(merge.warnings or [])
+            problems.extend(self._series_counts(case_id, rows))
+        verified = sum(1 for r in rows if r.verified)
+        report: dict[str, Any] = {
+            "case_id": case_id if rows else None,
+            "job_id": job_id,
+            "source": source.description,
+            "label": source.label,
+            "complete": complete,
+            "error": run.error,
+            "instances": {
+                "found": len(rows),
+                "imported": merge.imported if merge else 0,
+                "duplicates": merge.duplicates if merge else 0,
+                "verified": verified,
+            },
+            "bytes": sum(r.size for r in rows),
+            "patients": list(patients.values()),
+            "studies": self._studies(rows, study_info),
+            "rejected": run.rejected,
+            "ignored": run.ignored,
+            "dicomdir": dicomdir,
+            "verification": {
+                "rehashed": len(hash_ok),
+                "hash_mismatches": sum(1 for ok in hash_ok.values() if not ok),
+                "pixel_data_checked": len(rows),
+                "problems": problems,
+            },
+            "warnings": run.warnings,
+        }
+        report_sha = self.store.put_bytes(_json_bytes(report))
+        if not rows:
+            state = "empty" if complete else "incomplete"
+        elif not complete:
+            state = "incomplete"
+        else:
+            state = "complete" if not problems else "verification_failed"
+        self.catalog.finish_job(job_id, state, report=report_sha, error=run.error,
+                                instances=len(rows), verified=verified)
+        return report
+
+    @staticmethod
+    def _studies(rows: list[InstanceRow],
+                 info: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            s = out.setdefault(r.study_uid, {
+                "study_uid": r.study_uid, "patient_id": info[r.study_uid]["patient_id"],
+                "study_date": info[r.study_uid]["study_date"],
+                "description": info[r.study_uid]["study_description"],
+                "modalities": set(), "series": set(), "instances": 0})
+            s["modalities"].add(r.modality)
+            s["series"].add(r.series_uid)
+            s["instances"] += 1
+        return [s | {"modalities": sorted(m for m in s["modalities"] if m),
+                     "series": len(s["series"])} for s in out.values()]
+
+    def _series_counts(self, case_id: str, rows: list[InstanceRow]) -> list[dict[str, str]]:
+        """Every instance read from this medium must be in the case's stored manifests."""
+        stored: set[tuple[str, str]] = set()
+        for study in self.catalog.studies(case_id):
+            if study["study_uid"] in {r.study_uid for r in rows}:
+                stored |= {(m.sop_instance_uid, m.sha256) for m in self.catalog.manifest(study)}
+        missing = [r for r in rows if (r.sop_instance_uid, r.sha256) not in stored]
+        return [{"path": r.source_path, "problem": "not found in the case after saving"}
+                for r in missing]
+
+    @staticmethod
+    def _reconcile(run: _Run, dicom_paths: set[str]) -> dict[str, Any]:
+        """Compare what DICOMDIRs list with the DICOM files actually found.
+
+        File IDs are matched case-insensitively: discs mounted without Rock Ridge show
+        lowercase names while DICOMDIRs say uppercase.
+        """
+        by_lower = {p.lower(): p for p in dicom_paths}
+        listed: set[str] = set()
+        missing: list[str] = []
+        problems: list[str] = []
+        records = 0
+        for index in run.dicomdirs:
+            problems.extend(index.problems)
+            for rec in index.records:
+                records += 1
+                found = by_lower.get(rec.file_id.lower())
+                if found is None:
+                    missing.append(rec.file_id)
+                else:
+                    listed.add(found)
+        readable = any(i.readable for i in run.dicomdirs)
+        unlisted = sorted(dicom_paths - listed) if readable else []
+        run.warnings.extend(problems)
+        if missing:
+            run.warnings.append(f"The DICOMDIR lists {len(missing)} file(s) that are not on the "
+                                "medium or could not be read")
+        if unlisted:
+            run.warnings.append(f"{len(unlisted)} DICOM file(s) on the medium are not in its "
+                                "DICOMDIR; they were imported too")
+        return {"present": bool(run.dicomdirs), "readable": readable, "records": records,
+                "missing": missing, "unlisted": unlisted, "problems": problems}
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")

@@ -1,0 +1,209 @@
+"""Where imported files come from: the ``Source`` interface and the directory implementation.
+
+A source is a read-only view of one medium: a mounted disc or stick (a directory), an ISO image
+file, or a block device holding ISO9660 (those two live in :mod:`kiosk.iso`). The scanner and the
+ingester only ever talk to this interface, so the same import code runs on all of them.
+
+Paths are relative POSIX strings exactly as the medium names them (case preserved), never with
+a leading ``/`` or a ``..`` component.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
+
+#: errno values that mean "the medium is gone", not "this one file is damaged".
+GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESTALE})
+
+
+class EntryKind(StrEnum):
+    """What a directory entry on the medium is."""
+
+    FILE = "file"
+    SYMLINK = "symlink"  # never followed: may point off the medium
+    SPECIAL = "special"  # device nodes, FIFOs, sockets: never opened
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One non-directory entry on a medium."""
+
+    path: str
+    size: int
+    kind: EntryKind
+
+
+class Source(Protocol):
+    """A read-only medium to import from."""
+
+    #: What the coordinator gave us (a path), for reports.
+    description: str
+    #: Volume label when the medium has one.
+    label: str | None
+
+    def entries(self) -> Iterator[Entry]:
+        """Yield every non-directory entry, depth first, sorted by name within a directory.
+
+        Symlinks are yielded as ``EntryKind.SYMLINK`` and never followed.
+
+        Raises
+        ------
+        MediumRemovedError
+            If the medium disappears while it is being listed.
+        """
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        """Open a regular file for reading.
+
+        Raises
+        ------
+        SourceReadError
+            The file cannot be opened (EIO, permission, ...).
+        MediumRemovedError
+            The medium is gone.
+        """
+        ...
+
+    def is_present(self) -> bool:
+        """Return whether the medium is still there (used to tell EIO from a pulled medium)."""
+        ...
+
+    def close(self) -> None:
+        """Release the medium (file handles, ISO reader)."""
+        ...
+
+
+def open_source(spec: str | os.PathLike[str]) -> Source:
+    """Return the right :class:`Source` for a directory, ``.iso`` file or block device.
+
+    Raises
+    ------
+    SourceError
+        If ``spec`` does not exist or is none of those.
+    """
+    path = Path(spec)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SourceError(f"{path} does not exist. Check the path or insert the medium.") from None
+    except OSError as exc:
+        raise SourceError(f"{path} cannot be opened: {exc.strerror}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        return DirectorySource(path)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        from kiosk.iso import IsoSource  # pycdlib is only loaded when an image is read
+
+        return IsoSource(path)
+    raise SourceError(f"{path} is not a directory, an ISO image or a block device.")
+
+
+class DirectorySource:
+    """A medium mounted (read-only) as a directory tree."""
+
+    def __init__(self, root: Path, label: str | None = None) -> None:
+        self.root = root.absolute()
+        self.description = str(root)
+        self.label = label if label is not None else self.root.name or None
+        self._root_dev = self.root.stat().st_dev
+
+    def entries(self) -> Iterator[Entry]:
+        """Yield entries depth first; see :meth:`Source.entries`."""
+        yield from self._walk(self.root, "")
+
+    def _walk(self, directory: Path, prefix: str) -> Iterator[Entry]:
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if not self.is_present():
+                raise MediumRemovedError(
+                    "The medium was removed while it was being listed. Insert it again and "
+                    "repeat the import; nothing already stored is lost."
+                ) from exc
+            # An unreadable directory on a damaged disc: report it as one unreadable entry.
+            yield Entry(prefix.rstrip("/") or ".", -1, EntryKind.SPECIAL)
+            return
+        for child in children:
+            rel = prefix + child.name
+            try:
+                if child.is_symlink():
+                    yield Entry(rel, 0, EntryKind.SYMLINK)
+                elif child.is_dir(follow_symlinks=False):
+                    # Never cross into another filesystem mounted below the medium.
+                    if child.stat(follow_symlinks=False).st_dev == self._root_dev:
+                        yield from self._walk(Path(child.path), rel + "/")
+                elif child.is_file(follow_symlinks=False):
+                    yield Entry(rel, child.stat(follow_symlinks=False).st_size, EntryKind.FILE)
+                else:
+                    yield Entry(rel, 0, EntryKind.SPECIAL)
+            except OSError:
+                if not self.is_present():
+                    raise MediumRemovedError(
+                        "The medium was removed while it was being listed."
+                    ) from None
+                yield Entry(rel, -1, EntryKind.SPECIAL)
+
+    def open(self, path: str) -> BinaryIO:
+        """Open the regular file ``path``, following no symlink in any of its components."""
+        parts = path.split("/")
+        if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise SourceReadError(f"{path}: not a path on this medium.", errno=errno.EINVAL)
+        dir_fd: int | None = None
+        try:
+            # Walk down with O_NOFOLLOW so a symlinked directory on the medium (a DICOMDIR path
+            # through it, say) can never lead off the medium.
+            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            for part in parts[:-1]:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                next_fd = os.open(part, flags, dir_fd=dir_fd)
+                os.close(dir_fd)
+                dir_fd = next_fd
+            # O_NONBLOCK: opening a FIFO must not hang the import (it is refused below).
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            try:
+                fd = os.open(parts[-1], flags | getattr(os, "O_NOATIME", 0), dir_fd=dir_fd)
+            except PermissionError:
+                # O_NOATIME is refused on files we do not own; retry without it.
+                fd = os.open(parts[-1], flags, dir_fd=dir_fd)
+        except OSError as exc:
+            raise self._read_error(path, exc) from exc
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        try:
+            is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError as exc:
+            os.close(fd)
+            raise self._read_error(path, exc) from exc
+        if not is_file:
+            os.close(fd)
+            raise SourceReadError(f"{path}: not a regular file.")
+        return os.fdopen(fd, "rb", buffering=0)
+
+    def _read_error(self, path: str, exc: OSError) -> Exception:
+        if exc.errno in GONE_ERRNOS or not self.is_present():
+            return MediumRemovedError(
+                "The medium was removed during the import. Insert it again and repeat the "
+                "import; files already stored are kept."
+            )
+        return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
+
+    def is_present(self) -> bool:
+        """The root still exists on the same device."""
+        try:
+            return self.root.stat().st_dev == self._root_dev
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Nothing to release for a directory."""
