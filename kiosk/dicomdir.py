@@ -74,11 +74,14 @@ def read_dicomdir(data: bytes, path: str) -> DicomdirIndex:
         return index
     try:
         ds = dcmread(io.BytesIO(data), force=True)
-        records = list(ds.get("DirectoryRecordSequence") or [])
+        if "DirectoryRecordSequence" not in ds:
+            raise ValueError("no Directory Record Sequence")
+        records = list(ds.DirectoryRecordSequence)
     except Exception as exc:  # noqa: BLE001 - untrusted bytes: any failure means "broken"
         index.readable = False
         index.problems.append(
-            f"{path} is damaged ({type(exc).__name__}); the whole medium was searched instead"
+            f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); the whole medium was "
+            "searched instead"
         )
         return index
     base = path.rpartition("/")[0]

@@ -9,6 +9,7 @@ reason, so one bad file never stops an import.
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydicom.uid import UID
 # pydicom warns about every oddity on real-world media; the import report carries what matters.
 # A module-level filter (not catch_warnings, which is not thread-safe) keeps stderr readable.
 warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 #: Media Storage Directory Storage: the DICOMDIR itself, not an instance to import.
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -190,6 +192,9 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
                          ("Study Instance UID", header.study_uid),
                          ("Series Instance UID", header.series_uid)):
         if not value:
+            fp.seek(header.pixel_offset)
+            if not fp.read(1):  # pydicom stopped at end of file, not at pixel data
+                raise NotReadable(f"truncated header: the file ends before its {label}")
             raise NotReadable(f"no {label} in the header")
     return header
 

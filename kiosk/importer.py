@@ -31,7 +31,7 @@ from kiosk.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
 from kiosk.ingest import Ignored, Outcome, Rejected, Stored, ingest_file
 from kiosk.names import decode_person_name
-from kiosk.sources import Entry, EntryKind, Source
+from kiosk.sources import Entry, EntryKind, Source, display_path
 
 _VERIFY_CHUNK = 1024 * 1024
 
@@ -170,7 +170,7 @@ class Importer:
             files += 1
             size += max(entry.size, 0)
             if files % 5000 == 0:
-                notify(ImportProgress("counting", 0, files, 0, size, entry.path,
+                notify(ImportProgress("counting", 0, files, 0, size, display_path(entry.path),
                                       time.monotonic() - started))
         return files, size
 
@@ -191,7 +191,7 @@ class Importer:
                 now = time.monotonic()
                 if now - last_note >= 0.1:  # coalesce: at most 10 events a second
                     last_note = now
-                    progress("copying", entry.path)
+                    progress("copying", display_path(entry.path))
                 if run.pending_bytes >= self.options.sync_batch_bytes:
                     self._commit(run)
 
@@ -225,18 +225,20 @@ class Importer:
     @staticmethod
     def _non_file(entry: Entry, run: _Run) -> None:
         if entry.kind is EntryKind.SYMLINK:
-            run.ignored.append({"path": entry.path,
+            run.ignored.append({"path": display_path(entry.path),
                                 "reason": "symbolic link, not followed (it could leave the "
                                           "medium)"})
         elif entry.size < 0:
-            run.rejected.append({"path": entry.path, "reason": "unreadable directory entry"})
+            run.rejected.append({"path": display_path(entry.path),
+                                 "reason": "unreadable directory entry"})
         else:
-            run.ignored.append({"path": entry.path, "reason": "special file (device, pipe)"})
+            run.ignored.append({"path": display_path(entry.path),
+                                "reason": "special file (device, pipe)"})
 
     def _read_dicomdir(self, source: Source, entry: Entry, run: _Run) -> None:
         if entry.size > MAX_DICOMDIR_BYTES:
-            run.warnings.append(f"{entry.path} is implausibly large ({entry.size} bytes); "
-                                "the whole medium was searched instead")
+            run.warnings.append(f"{display_path(entry.path)} is implausibly large "
+                                f"({entry.size} bytes); the whole medium was searched instead")
             return
         try:
             with source.open(entry.path) as fh:
@@ -244,10 +246,10 @@ class Importer:
         except (SourceReadError, OSError) as exc:
             if not source.is_present():
                 raise MediumRemovedError("The medium was removed during the import.") from None
-            run.warnings.append(f"{entry.path} cannot be read ({exc}); the whole medium was "
-                                "searched instead")
+            run.warnings.append(f"{display_path(entry.path)} cannot be read ({exc}); the whole "
+                                "medium was searched instead")
             return
-        run.dicomdirs.append(read_dicomdir(data, entry.path))
+        run.dicomdirs.append(read_dicomdir(data, display_path(entry.path)))
 
     @staticmethod
     def _take(outcome: Outcome, run: _Run) -> None:
@@ -256,9 +258,9 @@ class Importer:
             run.pending.append(outcome.blob)
             run.pending_bytes += outcome.blob.size
         elif isinstance(outcome, Rejected):
-            run.rejected.append({"path": outcome.path, "reason": outcome.reason})
+            run.rejected.append({"path": display_path(outcome.path), "reason": outcome.reason})
         elif isinstance(outcome, Ignored):
-            run.ignored.append({"path": outcome.path, "reason": outcome.reason})
+            run.ignored.append({"path": display_path(outcome.path), "reason": outcome.reason})
 
     def _commit(self, run: _Run) -> None:
         self.store.commit(run.pending)
@@ -311,16 +313,17 @@ class Importer:
             if not hash_ok.get(item.blob.sha256, False):
                 problem = "stored copy does not match the bytes read from the medium"
             if problem:
-                problems.append({"path": item.path, "problem": problem})
+                problems.append({"path": display_path(item.path), "problem": problem})
             rows.append(InstanceRow(
                 sop_instance_uid=h.sop_instance_uid, sop_class_uid=h.sop_class_uid,
                 study_uid=h.study_uid, series_uid=h.series_uid, sha256=item.blob.sha256,
-                size=item.blob.size, source_path=item.path, transfer_syntax=h.transfer_syntax,
+                size=item.blob.size, source_path=display_path(item.path),
+                transfer_syntax=h.transfer_syntax,
                 modality=h.modality, series_number=h.series_number,
                 series_description=h.series_description, instance_number=h.instance_number,
                 verified=problem is None, problem=problem))
 
-        dicomdir = self._reconcile(run, {s.path for s in run.stored})
+        dicomdir = self._reconcile(run, {display_path(s.path) for s in run.stored})
         complete = run.error is None
         merge = None
         if rows:

@@ -83,6 +83,24 @@ class Source(Protocol):
         ...
 
 
+def display_path(path: str) -> str:
+    """A medium path as text that is safe to show and to store as JSON.
+
+    Names that are not UTF-8 arrive with surrogate escapes (Python's ``os.fsdecode``). Chinese
+    authoring tools often write GBK names, so those bytes are tried as GB18030 before giving up
+    with replacement characters. The original ``path`` stays what opens the file.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def open_source(spec: str | os.PathLike[str]) -> Source:
     """Return the right :class:`Source` for a directory, ``.iso`` file or block device.
 
