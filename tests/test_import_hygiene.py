@@ -1,0 +1,27 @@
+"""The core never imports Textual: every kiosk module is imported alone in a fresh process."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import kiosk
+
+MODULES = sorted(f"kiosk.{m.name}" for m in pkgutil.iter_modules(kiosk.__path__))
+
+
+def test_every_core_module_is_checked() -> None:
+    assert {"kiosk.importer", "kiosk.cli", "kiosk.service"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_core_module_does_not_load_textual(module: str) -> None:
+    code = (f"import sys, {module}; "
+            "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, f"{module} loads Textual: {proc.stdout} {proc.stderr}"
