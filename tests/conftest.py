@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom.data
 import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-import pydicom.data
 from kiosk.bootstrap import build_service
 from kiosk.cli import main
 from kiosk.service import KioskService

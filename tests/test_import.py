@@ -162,7 +162,7 @@ def _no_uids(path: Path) -> None:
     ds.save_as(path)
 
 
-@pytest.mark.parametrize("damage,reason", [  # noqa: PT006
+@pytest.mark.parametrize("damage,reason", [
     (_truncated_header, "truncated"),
     (_garbage_after_dicm, "header"),
     (_huge_length, ""),
