@@ -142,15 +142,16 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
         meta = ds.get("file_meta") or Dataset()
         sop_class = _text(ds, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID", ""))
         sop_uid = _text(ds, "SOPInstanceUID") or str(meta.get("MediaStorageSOPInstanceUID", ""))
+        charset = ds.get("SpecificCharacterSet")
+        if charset is not None and not isinstance(charset, str):
+            charset = [str(c) for c in charset]
         name_elem = ds.get_item(0x00100010)  # raw bytes: decoded by kiosk.names, not here
         raw_name = b""
         if name_elem is not None and isinstance(name_elem.value, bytes):
             raw_name = name_elem.value
         elif name_elem is not None and name_elem.value is not None:
-            raw_name = str(name_elem.value).encode("utf-8")
-        charset = ds.get("SpecificCharacterSet")
-        if charset is not None and not isinstance(charset, str):
-            charset = [str(c) for c in charset]
+            # Already decoded by pydicom: hand it on as UTF-8 and say so.
+            raw_name, charset = str(name_elem.value).encode("utf-8"), "ISO_IR 192"
         ts = str(meta.get("TransferSyntaxUID", ""))
         if not ts:
             implicit, little = ds.original_encoding
