@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from kiosk.durable import syncfs, write_atomic
+from kiosk.durable import remove_stale_temps, syncfs, write_atomic
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ class BlobStore:
         return open(self.path_for(sha256), "rb")
 
     def clean_tmp(self, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
-        """Remove staging folders of dead jobs (not in ``keep``); return how many."""
-        removed = 0
+        """Remove staging folders of dead jobs (not in ``keep``) and stale small-blob temps."""
+        removed = sum(remove_stale_temps(d) for d in self.blobs_dir.iterdir() if d.is_dir())
         for leftover in self.tmp_dir.iterdir():
             if leftover.name in keep:
                 continue

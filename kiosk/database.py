@@ -117,6 +117,9 @@ class Database:
         """Return every document matching ``key`` (all documents when ``key`` is empty)."""
         with self.transaction():
             t = self._db.table(table)
+            # tinydb caches search results per table and only forgets them on its own writes;
+            # another process (the CLI beside the app) may have rewritten the file since.
+            t.clear_cache()
             docs = t.all() if not key else t.search(self._cond(key))
         return [dict(d) for d in docs]
 

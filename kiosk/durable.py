@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import secrets
+import time
 from pathlib import Path
 
 
@@ -25,6 +26,24 @@ def fsync_dir(directory: Path) -> None:
 def temp_name(target: Path) -> Path:
     """A unique hidden temp name beside ``target`` (same filesystem, so rename is atomic)."""
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+
+
+def remove_stale_temps(directory: Path, older_than: float = 600.0) -> int:
+    """Delete temp files left in ``directory`` by a write that a power cut interrupted.
+
+    Only temps older than ``older_than`` seconds go, so a write in progress in another process
+    (they last milliseconds) is never disturbed. Returns how many were removed.
+    """
+    removed = 0
+    cutoff = time.time() - older_than
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def write_atomic(target: Path, data: bytes) -> None:

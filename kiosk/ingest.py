@@ -76,7 +76,9 @@ class _Reader:
                 data = self.fh.read(n)
                 self.offset += len(data)
                 return data
-            except OSError as exc:
+            except (OSError, SourceReadError) as exc:
+                # Sources that map errors themselves (IsoSource) raise SourceReadError for a
+                # bad block; it is retried like a raw EIO. MediumRemovedError passes through.
                 if exc.errno in GONE_ERRNOS or not self.source.is_present():
                     raise MediumRemovedError(
                         "The medium was removed during the import. Insert it again and repeat "
@@ -112,7 +114,8 @@ def ingest_file(
     with fh:
         reader = _Reader(source, entry.path, fh, retries)
         try:
-            head = reader.read(CHUNK)
+            # Most files on a stick are small: don't allocate a 1 MiB buffer for 20 bytes.
+            head = reader.read(min(CHUNK, entry.size + 1) if entry.size >= 0 else CHUNK)
         except SourceReadError as exc:
             return Rejected(entry.path, exc.text)
         if not head:

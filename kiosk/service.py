@@ -14,6 +14,7 @@ from kiosk.audit import AuditLog
 from kiosk.blobstore import BlobStore
 from kiosk.catalog import Catalog
 from kiosk.config import Config
+from kiosk.durable import remove_stale_temps
 from kiosk.errors import UsageError
 from kiosk.importer import Importer, ProgressCallback
 from kiosk.locations import Locations
@@ -36,6 +37,7 @@ class KioskService:
         """After a crash: mark dead jobs interrupted and drop their staging folders."""
         stale = self.catalog.mark_interrupted()
         self.store.clean_tmp(keep=self.catalog.running_job_ids())
+        remove_stale_temps(self.locations.data_dir)  # the database's own atomic-write temps
         return stale
 
     def import_path(self, spec: str | Path, *, case_id: str | None = None,

@@ -90,8 +90,25 @@ def test_committing_bytes_already_stored_keeps_one_copy(tmp_path: Path) -> None:
 
 def test_leftovers_of_dead_jobs_are_cleaned_but_a_running_job_is_kept(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    (tmp_path / "blobs" / "ab").mkdir(parents=True)
+    (tmp_path / "blobs" / "ab" / ".abcd.1234.tmp").write_bytes(b"torn")
+    os.utime(tmp_path / "blobs" / "ab" / ".abcd.1234.tmp", (1, 1))
     for job in ("dead", "alive"):
         (tmp_path / "tmp" / job).mkdir(parents=True)
         (tmp_path / "tmp" / job / "x.part").write_bytes(b"half")
-    assert store.clean_tmp(keep={"alive"}) == 1
+    assert store.clean_tmp(keep={"alive"}) == 2
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["alive"]
+    assert list((tmp_path / "blobs" / "ab").iterdir()) == []
+
+
+def test_temps_of_an_interrupted_atomic_write_are_removed_once_stale(tmp_path: Path) -> None:
+    from kiosk.durable import remove_stale_temps
+
+    old = tmp_path / ".kiosk.json.abc.tmp"
+    fresh = tmp_path / ".kiosk.json.def.tmp"
+    keep = tmp_path / "kiosk.json"
+    for path in (old, fresh, keep):
+        path.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    assert remove_stale_temps(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, keep.name])
