@@ -190,6 +190,16 @@ class Catalog:
         }
         self.db.upsert(STUDIES, summary, case_id=case_id, study_uid=study_uid)
 
+    def record_export(self, case_id: str, export: dict[str, Any]) -> None:
+        """Note a verified export on the case (no passphrase: it is never stored)."""
+        with self.db.transaction():
+            case = self.case(case_id)
+            if case is None:
+                return
+            exports = [*case.get("exports", []), export]
+            self.db.update(CASES, {"exports": exports, "delivered": export["time"]},
+                           case_id=case_id)
+
     # --- jobs ------------------------------------------------------------------------------
 
     def start_job(self, kind: str, **fields: Any) -> str:

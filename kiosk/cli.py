@@ -199,6 +199,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return import_exit_code(report)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``kiosk export``: write, verify and report the patient package."""
+    service = _service(args)
+    report = service.export_case(args.case_id, args.to, encrypt=not args.no_encryption,
+                                 on_progress=_ExportProgressPrinter(sys.stderr))
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(f"Written and verified: {report['folder']}")
+    print(f"  {report['files']} files, {report['bytes'] / 1e6:.1f} MB, "
+          f"{'encrypted (AES-256 zip)' if report['encrypted'] else 'NOT encrypted'}")
+    if report.get("passphrase"):
+        print(f"\n  PASSPHRASE / 密码:  {report['passphrase']}\n")
+        print("  Give it to the patient now (printed slip). It is not stored anywhere.")
+    return EXIT_OK
+
+
+class _ExportProgressPrinter:
+    """Export progress on stderr, throttled like the import's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if p.phase == "writing" and now - self.last < 1.0:
+            return
+        self.last = now
+        rate = p.bytes_done / 1e6 / p.elapsed if p.elapsed > 0 else 0.0
+        self.stream.write(f"{p.phase}: {p.bytes_done / 1e6:.1f}/{p.bytes_total / 1e6:.1f} MB, "
+                          f"{rate:.1f} MB/s  {p.current[-40:]}\n")
+        self.stream.flush()
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_args: argparse.Namespace) -> int:
         print(f"kiosk {name}: not available yet in this version.", file=sys.stderr)
@@ -211,7 +247,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": cmd_import,
     "cases": cmd_cases,
     "demo": cmd_demo,
-    "export": _not_yet("export"),
+    "export": cmd_export,
     "qr": _not_yet("qr"),
     "sync": _not_yet("sync"),
     "watch": _not_yet("watch"),

@@ -7,18 +7,22 @@ back through callbacks (the UI turns them into messages from its worker threads)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiosk.audit import AuditLog
 from kiosk.blobstore import BlobStore
-from kiosk.catalog import Catalog
+from kiosk.catalog import Catalog, now_iso
 from kiosk.config import Config
 from kiosk.durable import remove_stale_temps
 from kiosk.errors import UsageError
 from kiosk.importer import Importer, ProgressCallback
 from kiosk.locations import Locations
 from kiosk.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from kiosk.export import ExportProgress
 
 
 class KioskService:
@@ -69,6 +73,38 @@ class KioskService:
                           source_label=source.label, instances=report["instances"],
                           complete=report["complete"])
         return report
+
+    def export_case(self, case_id: str, target: str | Path, *, encrypt: bool = True,
+                    split_size: int | None = None,
+                    on_progress: Callable[[ExportProgress], None] | None = None,
+                    cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Write the patient package of ``case_id`` to ``target`` and verify it.
+
+        Returns the export report (DESIGN.md §4); the passphrase is in it and nowhere else.
+
+        Raises
+        ------
+        UsageError
+            No such case or nothing to export.
+        ExportError
+            The stick is full, read-only, removed, or the read-back failed.
+        """
+        # Imported here: packaging pulls in the AES and FileSet machinery an import never needs.
+        from kiosk.export import export_package, export_summary
+        from kiosk.package import plan_package
+
+        target = Path(target)
+        plan = plan_package(self.catalog, self.store, case_id, self.locations.tmp_dir,
+                            kiosk_id=self.config.kiosk_id, encrypted=encrypt)
+        result = export_package(plan, self.store, target, encrypt=encrypt,
+                                split_size=split_size, on_progress=on_progress, cancel=cancel)
+        self.catalog.record_export(case_id, {
+            "time": now_iso(), "encrypted": encrypt, "folder": result.folder.name,
+            "files": result.files, "bytes": result.bytes, "verified": True})
+        self.audit.append("export", case_id=case_id, encrypted=encrypt,
+                          folder=result.folder.name, files=result.files, bytes=result.bytes,
+                          manifest_sha256=plan.files[-1].sha256)
+        return export_summary(result, case_id, target, link=None)
 
     def case_summaries(self) -> list[dict[str, Any]]:
         """One summary per case, newest first."""

@@ -1,0 +1,105 @@
+"""README.TXT written beside the package on the patient's stick: English and Chinese.
+
+It must hold no patient data (it is readable without the passphrase), so it is the same text
+for everyone: what this is, how to open it, which free tools do, and how to load the images.
+"""
+
+from __future__ import annotations
+
+_ENCRYPTED_EN = """\
+MEDICAL IMAGES - HOW TO OPEN THIS FOLDER
+========================================
+
+This folder holds a copy of your medical images (DICOM) and reports, made by a
+MedPass Kiosk. They are in IMAGES.zip (large copies are split into IMAGES.zip.001,
+IMAGES.zip.002, ... - keep all parts together in one folder).
+
+IMAGES.zip is encrypted (AES-256). The PASSPHRASE is printed on the slip you were
+given at the desk. Type it exactly as printed, including the dashes.
+
+Free tools that open it:
+  Windows : 7-Zip (www.7-zip.org) - right-click IMAGES.zip (or IMAGES.zip.001),
+            7-Zip > Extract Here, enter the passphrase.
+  macOS   : Keka or The Unarchiver (free in the App Store) - double-clicking in
+            Finder does NOT work for encrypted archives.
+  Linux   : 7z x IMAGES.zip   (package p7zip-full or 7zip)
+
+Inside you will find:
+  DICOMDIR        the index of the images - open this in a DICOM viewer
+  PT000000/...    the images, exactly as the hospital recorded them
+  REPORTS/        the original report and its certified English translation (PDF)
+  MANIFEST.JSON   a list of every file with its SHA-256 checksum
+
+For your doctor: open DICOMDIR with any DICOM viewer (for example Weasis, Horos,
+OsiriX, RadiAnt, MicroDicom) or import the extracted folder into your PACS
+("Import from media / DICOMDIR"). Reports are also stored as DICOM Encapsulated
+PDF in the same study, so a PACS import brings them along.
+"""
+
+_PLAIN_EN = """\
+MEDICAL IMAGES - HOW TO OPEN THIS FOLDER
+========================================
+
+This folder holds a copy of your medical images (DICOM) and reports, made by a
+MedPass Kiosk. It is NOT encrypted (you asked for an unencrypted copy).
+
+  DICOMDIR        the index of the images - open this in a DICOM viewer
+  PT000000/...    the images, exactly as the hospital recorded them
+  REPORTS/        the original report and its certified English translation (PDF)
+  MANIFEST.JSON   a list of every file with its SHA-256 checksum
+
+For your doctor: open DICOMDIR with any DICOM viewer (for example Weasis, Horos,
+OsiriX, RadiAnt, MicroDicom) or import this folder into your PACS
+("Import from media / DICOMDIR").
+"""
+
+_ENCRYPTED_ZH = """\
+医学影像 - 如何打开本文件夹
+==========================
+
+本文件夹由 MedPass 自助终端制作，内含您的医学影像（DICOM）及报告，保存在
+IMAGES.zip 中（文件较大时会分卷为 IMAGES.zip.001、IMAGES.zip.002 ……，请将所有
+分卷放在同一文件夹内）。
+
+IMAGES.zip 已加密（AES-256）。密码印在服务台交给您的小票上，请按小票原样输入
+（包括短横线）。
+
+可免费打开的工具：
+  Windows：7-Zip（www.7-zip.org）——右键点击 IMAGES.zip（或 IMAGES.zip.001），
+           选择 7-Zip > 解压到当前文件夹，输入密码。
+  macOS  ：Keka 或 The Unarchiver（App Store 免费）——在访达中双击无法打开加密文件。
+  Linux  ：7z x IMAGES.zip（软件包 p7zip-full 或 7zip）
+
+解压后内容：
+  DICOMDIR        影像索引——请用 DICOM 阅片软件打开此文件
+  PT000000/...    影像原始文件，与医院记录完全一致
+  REPORTS/        中文原始报告及经认证的英文翻译（PDF）
+  MANIFEST.JSON   所有文件清单及 SHA-256 校验值
+
+给医生：可用任何 DICOM 阅片软件（如 Weasis、Horos、OsiriX、RadiAnt、MicroDicom）
+打开 DICOMDIR，或将解压后的文件夹导入 PACS（“从介质/DICOMDIR 导入”）。报告也以
+DICOM 封装 PDF 的形式保存在同一检查中，导入 PACS 时会一并导入。
+"""
+
+_PLAIN_ZH = """\
+医学影像 - 如何打开本文件夹
+==========================
+
+本文件夹由 MedPass 自助终端制作，内含您的医学影像（DICOM）及报告。本副本未加密
+（按您的要求）。
+
+  DICOMDIR        影像索引——请用 DICOM 阅片软件打开此文件
+  PT000000/...    影像原始文件，与医院记录完全一致
+  REPORTS/        中文原始报告及经认证的英文翻译（PDF）
+  MANIFEST.JSON   所有文件清单及 SHA-256 校验值
+
+给医生：可用任何 DICOM 阅片软件（如 Weasis、Horos、OsiriX、RadiAnt、MicroDicom）
+打开 DICOMDIR，或将本文件夹导入 PACS（“从介质/DICOMDIR 导入”）。
+"""
+
+
+def readme_text(*, encrypted: bool) -> str:
+    """The README.TXT text (CRLF line ends so Windows Notepad shows it right)."""
+    text = (_ENCRYPTED_EN + "\n\n" + _ENCRYPTED_ZH) if encrypted else (
+        _PLAIN_EN + "\n\n" + _PLAIN_ZH)
+    return text.replace("\n", "\r\n")
