@@ -21,9 +21,11 @@ from kiosk.blobstore import BlobStore
 from kiosk.database import Database
 
 CASES, STUDIES, JOBS = "cases", "studies", "jobs"
+#: One document per merged report (original or translation): few per case, so coarse enough.
+REPORTS = "reports"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstanceRow:
     """One instance in a study manifest."""
 
@@ -199,6 +201,22 @@ class Catalog:
             exports = [*case.get("exports", []), export]
             self.db.update(CASES, {"exports": exports, "delivered": export["time"]},
                            case_id=case_id)
+
+    # --- reports ---------------------------------------------------------------------------
+
+    def reports(self, case_id: str) -> list[dict[str, Any]]:
+        """The reports of a case, oldest first (contract: see :mod:`kiosk.reports`)."""
+        return sorted(self.db.find(REPORTS, case_id=case_id),
+                      key=lambda r: (r.get("merged_ts", 0.0), r["report_id"]))
+
+    def find_report(self, **key: Any) -> dict[str, Any] | None:
+        """The first report matching every ``key`` field, or None."""
+        found = self.db.find(REPORTS, **key)
+        return found[0] if found else None
+
+    def add_report(self, doc: dict[str, Any]) -> None:
+        """Record a merged report (its PDF and DICOM blobs must already be stored)."""
+        self.db.insert(REPORTS, doc)
 
     # --- jobs ------------------------------------------------------------------------------
 

@@ -17,20 +17,21 @@ import contextlib
 import hashlib
 import json
 import shutil
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kiosk.blobstore import BlobStore, PendingBlob
 from kiosk.catalog import Catalog, InstanceRow
 from kiosk.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
-from kiosk.ingest import Ignored, Outcome, Rejected, Stored, ingest_file
-from kiosk.names import decode_person_name
+from kiosk.ingest import Ignored, Outcome, Rejected, ingest_file
+from kiosk.names import DecodedName, decode_person_name
 from kiosk.sources import Entry, EntryKind, Source, display_path
 
 _VERIFY_CHUNK = 1024 * 1024
@@ -70,15 +71,24 @@ class ImportCancelled(KioskError):
 
 @dataclass
 class _Run:
-    """Mutable state of one import run."""
+    """Mutable state of one import run.
 
-    stored: list[Stored] = field(default_factory=list)
+    Per instance only a compact :class:`InstanceRow` is kept (headers are dropped as soon as
+    a file is taken), so memory grows by a few hundred bytes per image, not kilobytes.
+    """
+
+    rows: list[InstanceRow] = field(default_factory=list)
+    paths: set[str] = field(default_factory=set)  # DICOM files found, for DICOMDIR checks
     pending: list[PendingBlob] = field(default_factory=list)
     pending_bytes: int = 0
+    batches: list[Future[set[str]]] = field(default_factory=list)  # commit+verify: bad hashes
     ignored: list[dict[str, str]] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
     dicomdirs: list[DicomdirIndex] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    names: dict[tuple[bytes, str], DecodedName] = field(default_factory=dict)
+    patients: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    study_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     files_done: int = 0
     bytes_done: int = 0
     error: str | None = None
@@ -128,17 +138,24 @@ class Importer:
                 notify(ImportProgress(phase, run.files_done, files_total, run.bytes_done,
                                       bytes_total, current, time.monotonic() - started))
 
-            try:
-                self._ingest_all(source, staging, run, progress, cancel)
-            except MediumRemovedError as exc:
-                run.error = exc.text
-            self._commit(run)
-            progress("verifying", "")
-            verified = self._verify(run)
+            # One committer thread makes batch N durable and re-hashes it while the readers
+            # fill batch N+1, so only the last batch's sync and verify wait at the end.
+            with ThreadPoolExecutor(1, thread_name_prefix="commit") as committer:
+                try:
+                    self._ingest_all(source, staging, run, progress, cancel, committer)
+                except MediumRemovedError as exc:
+                    run.error = exc.text
+                except ImportCancelled:
+                    self.store.discard(run.pending)
+                    run.pending = []
+                    raise
+                finally:
+                    self._flush(run, committer)
+                    progress("verifying", "")
+                    bad = set().union(*(f.result() for f in run.batches))
             progress("saving", "")
-            report = self._record(source, case_id, job_id, run, verified)
+            report = self._record(source, case_id, job_id, run, bad)
         except ImportCancelled:
-            self.store.discard(run.pending)
             self.catalog.finish_job(job_id, "cancelled")
             raise
         except BaseException as exc:
@@ -176,7 +193,7 @@ class Importer:
 
     def _ingest_all(self, source: Source, staging: Any, run: _Run,
                     progress: Callable[[str, str], None],
-                    cancel: threading.Event | None) -> None:
+                    cancel: threading.Event | None, committer: ThreadPoolExecutor) -> None:
         window = self.options.workers * 4  # bounded in-flight work keeps memory flat
         inflight: deque[tuple[Entry, Future[Outcome]]] = deque()
         last_note = 0.0
@@ -193,7 +210,7 @@ class Importer:
                     last_note = now
                     progress("copying", display_path(entry.path))
                 if run.pending_bytes >= self.options.sync_batch_bytes:
-                    self._commit(run)
+                    self._flush(run, committer)
 
         with ThreadPoolExecutor(self.options.workers, thread_name_prefix="ingest") as pool:
             try:
@@ -253,77 +270,83 @@ class Importer:
 
     @staticmethod
     def _take(outcome: Outcome, run: _Run) -> None:
-        if isinstance(outcome, Stored):
-            run.stored.append(outcome)
-            run.pending.append(outcome.blob)
-            run.pending_bytes += outcome.blob.size
-        elif isinstance(outcome, Rejected):
+        if isinstance(outcome, Rejected):
             run.rejected.append({"path": display_path(outcome.path), "reason": outcome.reason})
-        elif isinstance(outcome, Ignored):
+            return
+        if isinstance(outcome, Ignored):
             run.ignored.append({"path": display_path(outcome.path), "reason": outcome.reason})
+            return
+        h, path = outcome.header, display_path(outcome.path)
+        cs = h.specific_character_set
+        key = (h.patient_name_raw, repr(cs))
+        name = run.names.get(key)
+        if name is None:
+            name = run.names[key] = decode_person_name(h.patient_name_raw, cs)
+            if name.warning and name.warning not in run.warnings:
+                run.warnings.append(name.warning)
+        run.patients.setdefault((h.patient_id, name.stored), {
+            "patient_id": h.patient_id, "name": name.stored, "name_display": name.display,
+            "birth_date": h.patient_birth_date, "sex": h.patient_sex})
+        run.study_info.setdefault(h.study_uid, {
+            "patient_id": h.patient_id, "patient_name": name.stored,
+            "patient_name_display": name.display, "study_date": h.study_date,
+            "study_description": h.study_description})
+        intern = sys.intern  # study/series-level strings repeat for every image of a series
+        run.rows.append(InstanceRow(
+            sop_instance_uid=h.sop_instance_uid, sop_class_uid=intern(h.sop_class_uid),
+            study_uid=intern(h.study_uid), series_uid=intern(h.series_uid),
+            sha256=outcome.blob.sha256, size=outcome.blob.size, source_path=path,
+            transfer_syntax=intern(h.transfer_syntax), modality=intern(h.modality),
+            series_number=h.series_number, series_description=intern(h.series_description),
+            instance_number=h.instance_number, verified=outcome.pixel_problem is None,
+            problem=outcome.pixel_problem))
+        run.paths.add(path)
+        run.pending.append(outcome.blob)
+        run.pending_bytes += outcome.blob.size
 
-    def _commit(self, run: _Run) -> None:
-        self.store.commit(run.pending)
+    def _flush(self, run: _Run, committer: ThreadPoolExecutor) -> None:
+        """Hand the pending blobs to the committer thread."""
+        if run.pending:
+            run.batches.append(committer.submit(self._commit_and_verify, run.pending))
         run.pending = []
         run.pending_bytes = 0
 
-    def _verify(self, run: _Run) -> dict[str, bool]:
-        """Re-hash every stored blob against the hash taken while reading the source."""
-        shas = sorted({s.blob.sha256 for s in run.stored})
+    def _commit_and_verify(self, batch: list[PendingBlob]) -> set[str]:
+        """Make a batch durable, then re-hash each stored blob; return the hashes that differ.
 
-        def rehash(sha: str) -> bool:
+        The re-read comes from the page cache: it proves the store holds exactly the bytes
+        hashed while reading the medium (our write path), not that the disk platter does.
+        """
+        self.store.commit(batch)
+        bad: set[str] = set()
+        for sha in {b.sha256 for b in batch}:
             h = hashlib.sha256()
             try:
                 with self.store.open(sha) as fh:
                     while chunk := fh.read(_VERIFY_CHUNK):
                         h.update(chunk)
             except OSError:
-                return False
-            return h.hexdigest() == sha
-
-        with ThreadPoolExecutor(self.options.workers, thread_name_prefix="verify") as pool:
-            return dict(zip(shas, pool.map(rehash, shas), strict=True))
+                bad.add(sha)
+                continue
+            if h.hexdigest() != sha:
+                bad.add(sha)
+        return bad
 
     # --- report ----------------------------------------------------------------------------
 
     def _record(self, source: Source, case_id: str, job_id: str, run: _Run,
-                hash_ok: dict[str, bool]) -> dict[str, Any]:
-        names: dict[tuple[bytes, str], Any] = {}
-        patients: dict[tuple[str, str], dict[str, str]] = {}
-        study_info: dict[str, dict[str, Any]] = {}
+                bad_hashes: set[str]) -> dict[str, Any]:
         rows: list[InstanceRow] = []
         problems: list[dict[str, str]] = []
-        for item in run.stored:
-            h = item.header
-            cs = h.specific_character_set
-            key = (h.patient_name_raw, repr(cs))
-            if key not in names:
-                names[key] = decode_person_name(h.patient_name_raw, cs)
-            name = names[key]
-            if name.warning and name.warning not in run.warnings:
-                run.warnings.append(name.warning)
-            patients.setdefault((h.patient_id, name.stored), {
-                "patient_id": h.patient_id, "name": name.stored, "name_display": name.display,
-                "birth_date": h.patient_birth_date, "sex": h.patient_sex})
-            study_info.setdefault(h.study_uid, {
-                "patient_id": h.patient_id, "patient_name": name.stored,
-                "patient_name_display": name.display, "study_date": h.study_date,
-                "study_description": h.study_description})
-            problem = item.pixel_problem
-            if not hash_ok.get(item.blob.sha256, False):
-                problem = "stored copy does not match the bytes read from the medium"
-            if problem:
-                problems.append({"path": display_path(item.path), "problem": problem})
-            rows.append(InstanceRow(
-                sop_instance_uid=h.sop_instance_uid, sop_class_uid=h.sop_class_uid,
-                study_uid=h.study_uid, series_uid=h.series_uid, sha256=item.blob.sha256,
-                size=item.blob.size, source_path=display_path(item.path),
-                transfer_syntax=h.transfer_syntax,
-                modality=h.modality, series_number=h.series_number,
-                series_description=h.series_description, instance_number=h.instance_number,
-                verified=problem is None, problem=problem))
-
-        dicomdir = self._reconcile(run, {display_path(s.path) for s in run.stored})
+        for row in run.rows:
+            if row.sha256 in bad_hashes:
+                row = replace(row, verified=False,
+                              problem="stored copy does not match the bytes read from the medium")
+            if row.problem:
+                problems.append({"path": row.source_path, "problem": row.problem})
+            rows.append(row)
+        patients, study_info = run.patients, run.study_info
+        dicomdir = self._reconcile(run, run.paths)
         complete = run.error is None
         merge = None
         if rows:
@@ -355,8 +378,8 @@ class Importer:
             "ignored": run.ignored,
             "dicomdir": dicomdir,
             "verification": {
-                "rehashed": len(hash_ok),
-                "hash_mismatches": sum(1 for ok in hash_ok.values() if not ok),
+                "rehashed": len({r.sha256 for r in rows}),
+                "hash_mismatches": len(bad_hashes),
                 "pixel_data_checked": len(rows),
                 "problems": problems,
             },
