@@ -12,12 +12,16 @@ import io
 import logging
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
+
+from kiosk import header_scan
 
 # pydicom warns about every oddity on real-world media; the import report carries what matters.
 # A module-level filter (not catch_warnings, which is not thread-safe) keeps stderr readable.
@@ -103,27 +107,62 @@ class InstanceHeader:
     pixel_offset: int
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
+def _text(value: object) -> str:
+    """A text value as ``Dataset.get`` returns it, for the header."""
     if value is None:
         return ""
-    if isinstance(value, list | tuple):  # multi-valued CS/LO: keep them all, readable
+    if isinstance(value, MultiValue | list | tuple):  # multi-valued CS/LO: keep them all
         return "\\".join(str(v) for v in value)
     return str(value).strip()
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+def _int(value: object) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
 
 
+def _build_header(get: Callable[[str], object], meta_get: Callable[[str, str], object], *,
+                  patient_name_raw: bytes, charset: str | list[str] | None, transfer_syntax: str,
+                  pixel_offset: int) -> InstanceHeader:
+    """The header from ``get(keyword)`` values; shared by the pydicom and the fast path."""
+    return InstanceHeader(
+        sop_class_uid=_text(get("SOPClassUID")) or str(meta_get("MediaStorageSOPClassUID", "")),
+        sop_instance_uid=(_text(get("SOPInstanceUID"))
+                          or str(meta_get("MediaStorageSOPInstanceUID", ""))),
+        study_uid=_text(get("StudyInstanceUID")),
+        series_uid=_text(get("SeriesInstanceUID")),
+        transfer_syntax=transfer_syntax,
+        patient_id=_text(get("PatientID")),
+        patient_name_raw=patient_name_raw,
+        specific_character_set=charset,
+        patient_birth_date=_text(get("PatientBirthDate")),
+        patient_sex=_text(get("PatientSex")),
+        modality=_text(get("Modality")),
+        study_date=_text(get("StudyDate")),
+        study_description=_text(get("StudyDescription")),
+        series_number=_int(get("SeriesNumber")),
+        series_description=_text(get("SeriesDescription")),
+        instance_number=_int(get("InstanceNumber")),
+        rows=_int(get("Rows")),
+        columns=_int(get("Columns")),
+        samples_per_pixel=_int(get("SamplesPerPixel")),
+        bits_allocated=_int(get("BitsAllocated")),
+        number_of_frames=_int(get("NumberOfFrames")),
+        photometric=_text(get("PhotometricInterpretation")),
+        pixel_offset=pixel_offset,
+    )
+
+
 def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
     """Parse an instance header, stopping before the pixel data.
+
+    The common case (a Part 10 file in explicit VR little endian, natively or encapsulated) is
+    scanned by :mod:`kiosk.header_scan`; everything else is read by pydicom. Both give the same
+    header (``tests/test_header_scan.py``).
 
     Parameters
     ----------
@@ -137,11 +176,82 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
     NotReadable
         The header cannot be parsed, or it lacks the identifiers an instance must have.
     """
+    header = None if force else scan_header(fp)
+    if header is None:
+        header = read_header(fp, force=force)
+    if header.sop_class_uid == DICOMDIR_SOP_CLASS:
+        return header  # the caller treats DICOMDIR separately
+    for label, value in (("SOP Instance UID", header.sop_instance_uid),
+                         ("SOP Class UID", header.sop_class_uid),
+                         ("Study Instance UID", header.study_uid),
+                         ("Series Instance UID", header.series_uid)):
+        if not value:
+            fp.seek(header.pixel_offset)
+            if not fp.read(1):  # the header stopped at end of file, not at pixel data
+                raise NotReadable(f"truncated header: the file ends before its {label}")
+            raise NotReadable(f"no {label} in the header")
+    return header
+
+
+#: Bytes read for the fast header scan. A header running past them is scanned again with
+#: SCAN_MAX_BYTES (a few vendors write large private sequences), then left to pydicom.
+SCAN_BYTES = 64 * 1024
+SCAN_MAX_BYTES = 1024 * 1024
+
+
+def scan_header(fp: BinaryIO) -> InstanceHeader | None:
+    """The header by the fast path, or None if pydicom must read it (see :mod:`header_scan`).
+
+    ``fp`` is left where :func:`read_header` would leave it (at the pixel data) when a header
+    is returned, and where it was otherwise. Never raises.
+    """
+    start = -1
+    try:
+        start = fp.tell()
+        limit = SCAN_BYTES
+        data = fp.read(limit)
+        while True:
+            # A short read is the whole file (BytesIO, buffered files); make sure of it.
+            complete = len(data) < limit
+            if complete and fp.read(1):
+                break  # not a regular file object: let pydicom deal with it
+            result = header_scan.scan(data, complete=complete)
+            if isinstance(result, header_scan.Scan):
+                header = _build_header(
+                    result.values.get, result.meta.get,
+                    patient_name_raw=result.patient_name_raw,
+                    charset=cast(str | list[str] | None,
+                                 result.values.get("SpecificCharacterSet")),
+                    transfer_syntax=result.meta["TransferSyntaxUID"],
+                    pixel_offset=start + result.pixel_offset,
+                )
+                fp.seek(header.pixel_offset)
+                return header
+            if not result.need_more or limit >= SCAN_MAX_BYTES:
+                break
+            data += fp.read(SCAN_MAX_BYTES - limit)
+            limit = SCAN_MAX_BYTES
+    except Exception:  # noqa: BLE001 - the fast path only ever declines; pydicom decides
+        pass
+    try:
+        if start >= 0:
+            fp.seek(start)
+    except Exception:  # noqa: BLE001 - pydicom reports an unusable file object itself
+        pass
+    return None
+
+
+def read_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
+    """The header as pydicom reads it (``dcmread(stop_before_pixels=True)``), unchecked.
+
+    Raises
+    ------
+    NotReadable
+        pydicom cannot parse the header.
+    """
     try:
         ds = dcmread(fp, stop_before_pixels=True, force=force, defer_size="1 MB")
         meta = ds.get("file_meta") or Dataset()
-        sop_class = _text(ds, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID", ""))
-        sop_uid = _text(ds, "SOPInstanceUID") or str(meta.get("MediaStorageSOPInstanceUID", ""))
         charset = ds.get("SpecificCharacterSet")
         if charset is not None and not isinstance(charset, str):
             charset = [str(c) for c in charset]
@@ -157,47 +267,11 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
             implicit, little = ds.original_encoding
             ts = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
                   (False, False): "1.2.840.10008.1.2.2"}.get((bool(implicit), bool(little)), "")
-        header = InstanceHeader(
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_uid,
-            study_uid=_text(ds, "StudyInstanceUID"),
-            series_uid=_text(ds, "SeriesInstanceUID"),
-            transfer_syntax=ts,
-            patient_id=_text(ds, "PatientID"),
-            patient_name_raw=raw_name,
-            specific_character_set=charset,
-            patient_birth_date=_text(ds, "PatientBirthDate"),
-            patient_sex=_text(ds, "PatientSex"),
-            modality=_text(ds, "Modality"),
-            study_date=_text(ds, "StudyDate"),
-            study_description=_text(ds, "StudyDescription"),
-            series_number=_int(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription"),
-            instance_number=_int(ds, "InstanceNumber"),
-            rows=_int(ds, "Rows"),
-            columns=_int(ds, "Columns"),
-            samples_per_pixel=_int(ds, "SamplesPerPixel"),
-            bits_allocated=_int(ds, "BitsAllocated"),
-            number_of_frames=_int(ds, "NumberOfFrames"),
-            photometric=_text(ds, "PhotometricInterpretation"),
-            pixel_offset=fp.tell(),  # dcmread rewinds to the pixel data tag when it stops
-        )
-    except NotReadable:
-        raise
+        return _build_header(ds.get, meta.get, patient_name_raw=raw_name, charset=charset,
+                             transfer_syntax=ts,
+                             pixel_offset=fp.tell())  # dcmread rewinds to the pixel data tag
     except Exception as exc:  # noqa: BLE001 - untrusted input: any pydicom failure is "unreadable"
         raise NotReadable(_reason(exc)) from None
-    if header.sop_class_uid == DICOMDIR_SOP_CLASS:
-        return header  # the caller treats DICOMDIR separately
-    for label, value in (("SOP Instance UID", header.sop_instance_uid),
-                         ("SOP Class UID", header.sop_class_uid),
-                         ("Study Instance UID", header.study_uid),
-                         ("Series Instance UID", header.series_uid)):
-        if not value:
-            fp.seek(header.pixel_offset)
-            if not fp.read(1):  # pydicom stopped at end of file, not at pixel data
-                raise NotReadable(f"truncated header: the file ends before its {label}")
-            raise NotReadable(f"no {label} in the header")
-    return header
 
 
 def _reason(exc: BaseException) -> str:
