@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk.audit import AuditLog
 from kiosk.blobstore import BlobStore
+from kiosk.case_links import CaseLinks
 from kiosk.catalog import Catalog
+from kiosk.cloud import Cloud
 from kiosk.config import Config, load_config
 from kiosk.database import Database
 from kiosk.importer import Importer, ImportOptions
+from kiosk.links import KioskTokenMinter, LinkMinter, LinkVerifier, OrthancShareMinter
 from kiosk.locations import Locations, default_config_file, default_data_dir
+from kiosk.outbox import Outbox
+from kiosk.reports import ReportMerger
 from kiosk.service import KioskService
+from kiosk.signing_key import load_or_create, read_public_key
+from kiosk.sync import Syncer, credentials_fingerprint
+from kiosk.translations import InboxSource
+
+if TYPE_CHECKING:
+    from kiosk.fake_media import FakeMediaWatcher
+    from kiosk.media_desk import MediaDesk
+    from kiosk.printer import ReceiptPrinter
 
 
 def resolve_data_dir(config: Config, data_dir: str | Path | None,
@@ -48,7 +62,126 @@ def build_service(config_file: str | Path | None = None, data_dir: str | Path | 
         read_retries=config.import_.read_retries,
         sync_batch_bytes=config.import_.sync_batch_bytes,
     ))
-    service = KioskService(config, locations, catalog, store,
-                           AuditLog(locations.audit_file, config.kiosk_id), importer)
+    audit = AuditLog(locations.audit_file, config.kiosk_id)
+    service = KioskService(config, locations, catalog, store, audit, importer,
+                           links=build_case_links(config, locations, catalog.db, audit),
+                           printer_factory=lambda: _build_printer(config),
+                           syncer=build_syncer(config, locations, catalog, store, audit,
+                                               build_cloud(config)))
     service.recover()
     return service
+
+
+def build_cloud(config: Config) -> Cloud | None:
+    """The office's DICOMweb server from the settings, or None when no URL is set."""
+    settings = config.cloud
+    if not settings.url:
+        return None
+    from kiosk.dicomweb import DicomWebCloud  # requests loads only when a cloud is configured
+
+    return DicomWebCloud(settings.url, user=settings.user, password=settings.password,
+                         token=settings.token, ca_bundle=settings.ca_bundle,
+                         timeout=config.sync.timeout_seconds)
+
+
+def build_syncer(config: Config, locations: Locations, catalog: Catalog, store: BlobStore,
+                 audit: AuditLog, cloud: Cloud | None) -> Syncer:
+    """The sync engine: outbox, report merger, office inbox and ``cloud`` (None: no cloud)."""
+    return Syncer(catalog, store, Outbox(catalog.db, store),
+                  ReportMerger(catalog, store, config.kiosk_id), config.sync,
+                  InboxSource(locations.inbox_dir), cloud,
+                  credentials=credentials_fingerprint(config.cloud), audit=audit)
+
+
+def _revocation_file(config: Config, locations: Locations) -> Path:
+    return Path(config.link.revocation_list) if config.link.revocation_list \
+        else locations.revocation_file
+
+
+def build_case_links(config: Config, locations: Locations, db: Database,
+                     audit: AuditLog) -> CaseLinks:
+    """The configured link minter and verifier; makes this kiosk's signing key on first start."""
+    key = load_or_create(locations.link_key_file)
+    settings = config.link
+    minter: LinkMinter
+    if settings.kind == "orthanc-share":
+        minter = OrthancShareMinter(settings.orthanc_secret, settings.orthanc_token_type,
+                                    settings.template, settings.expiry_days)
+    else:
+        minter = KioskTokenMinter(config.kiosk_id, key.private_pem, settings.template,
+                                  settings.expiry_days)
+    verifier = LinkVerifier(key.public_pem, settings.orthanc_secret or None,
+                            _revocation_file(config, locations))
+    return CaseLinks(db, minter, verifier, audit, settings.template, settings.expiry_days)
+
+
+def build_link_verifier(config_file: str | Path | None = None,
+                        data_dir: str | Path | None = None, env: dict[str, str] | None = None,
+                        *, public_key_file: str | Path | None = None,
+                        revocation_file: str | Path | None = None) -> LinkVerifier:
+    """A verifier for a gateway: no database, no store, nothing written.
+
+    Uses ``public_key_file`` (PEM) when given, else this kiosk's own key if it has one, and the
+    revocation list from ``revocation_file``, ``link.revocation_list`` or the data directory.
+
+    Raises
+    ------
+    ConfigError
+        The configuration or the public key file is invalid.
+    """
+    env = dict(os.environ) if env is None else env
+    path = Path(config_file) if config_file else default_config_file(env)
+    config = load_config(path, env)
+    locations = Locations(resolve_data_dir(config, data_dir, env))
+    public_pem = None
+    if public_key_file:
+        public_pem = read_public_key(Path(public_key_file))
+    elif locations.link_key_file.exists():
+        public_pem = load_or_create(locations.link_key_file).public_pem
+    revoked = Path(revocation_file) if revocation_file else _revocation_file(config, locations)
+    return LinkVerifier(public_pem, config.link.orthanc_secret or None, revoked)
+
+
+def _build_printer(config: Config) -> ReceiptPrinter:
+    from kiosk.printer import build_printer  # python-escpos is slow to import: only on use
+
+    return build_printer(config.printer)
+
+
+def build_media_desk(locations: Locations, *,
+                     fake: FakeMediaWatcher | None = None) -> MediaDesk:
+    """The media desk: udev, the system mounter and role decisions; or a simulation.
+
+    Parameters
+    ----------
+    locations : Locations
+        The data directory's disk is never offered as a medium.
+    fake : FakeMediaWatcher, optional
+        Use this simulated watcher (``kiosk demo``, UI tests) with a :class:`FakeMounter`.
+
+    Raises
+    ------
+    MediaError
+        udev cannot be listened to.
+    """
+    from kiosk.fake_media import FakeMounter
+    from kiosk.media_desk import MediaDesk, RoleClassifier
+
+    if fake is not None:
+        return MediaDesk(fake, FakeMounter(fake))
+    from kiosk.mount_policy import MOUNT_ROOT
+    from kiosk.mounter import SystemMounter, default_backend
+    from kiosk.system_disks import disks_in_use
+    from kiosk.udev_monitor import UdevMediaWatcher  # pyudev only when real media are watched
+
+    mounter = SystemMounter(default_backend(MOUNT_ROOT))
+    watcher = UdevMediaWatcher(RoleClassifier(mounter),
+                               lambda: disks_in_use(MOUNT_ROOT, [locations.data_dir]))
+    return MediaDesk(watcher, mounter)
+
+
+def attach_media(service: KioskService, *,
+                 fake: FakeMediaWatcher | None = None) -> MediaDesk:
+    """Build the media desk (:func:`build_media_desk`) and attach it to ``service``."""
+    service.media = build_media_desk(service.locations, fake=fake)
+    return service.media

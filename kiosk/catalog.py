@@ -202,6 +202,48 @@ class Catalog:
             self.db.update(CASES, {"exports": exports, "delivered": export["time"]},
                            case_id=case_id)
 
+    def set_identity(self, case_id: str, identity: dict[str, Any]) -> None:
+        """Record whom the coordinator confirmed the case belongs to (passport name, birth date)."""
+        self.db.update(CASES, {"identity": identity, "updated": now_iso()}, case_id=case_id)
+
+    def split_case(self, case_id: str, patient_ids: Iterable[str]) -> str | None:
+        """Move the studies (and their reports) of ``patient_ids`` into a new case.
+
+        For a medium holding several patients: the coordinator keeps the patient in front of
+        them in ``case_id`` and the others go to a case of their own, so nobody's images end up
+        on somebody else's stick. Returns the new case id, or None when nothing matched.
+        """
+        moving_ids = set(patient_ids)
+        with self.db.transaction():
+            case = self.case(case_id)
+            if case is None:
+                return None
+            moving = [s for s in self.studies(case_id) if s.get("patient_id") in moving_ids]
+            if not moving:
+                return None
+            new_id = self.new_case_id()
+            while self.case(new_id) is not None:
+                new_id = self.new_case_id()
+            now = now_iso()
+            self.db.insert(CASES, {
+                "case_id": new_id, "created": now, "updated": now, "split_from": case_id,
+                "patients": [p for p in case["patients"] if p["patient_id"] in moving_ids],
+                "imports": list(case.get("imports", [])),
+                "sources": list(case.get("sources", [])),
+                "status": case.get("status", "incomplete")})
+            uids = {s["study_uid"] for s in moving}
+            for uid in uids:
+                self.db.update(STUDIES, {"case_id": new_id}, case_id=case_id, study_uid=uid)
+            for report in self.reports(case_id):
+                if report.get("study_uid") in uids:
+                    self.db.update(REPORTS, {"case_id": new_id},
+                                   report_id=report["report_id"])
+            # The identity, if any, was confirmed for the old set of patients: ask again.
+            self.db.update(CASES, {
+                "patients": [p for p in case["patients"] if p["patient_id"] not in moving_ids],
+                "identity": None, "updated": now}, case_id=case_id)
+        return new_id
+
     # --- reports ---------------------------------------------------------------------------
 
     def reports(self, case_id: str) -> list[dict[str, Any]]:

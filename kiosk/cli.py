@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kiosk import __version__
+from kiosk.cli_link import cmd_link, cmd_qr
+from kiosk.cli_media import cmd_doctor, cmd_watch
+from kiosk.cli_sync import cmd_sync
 from kiosk.errors import KioskError
 from kiosk.importer import ImportProgress
 
@@ -60,13 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("qr", "print the link and QR code, or write a PNG")
     p.add_argument("case_id")
     p.add_argument("--png")
+    p.add_argument("--print", action="store_true", help="also print the patient slip")
     p = add("sync", "run the outbox: uploads and translation pulls")
     p.add_argument("--once", action="store_true")
     p = add("watch", "print media events as they happen")
     p.add_argument("--json", action="store_true")
-    p = add("link", "link tokens")
-    p.add_argument("action", choices=["verify"])
-    p.add_argument("token")
+    p = add("link", "link tokens: verify one, or print this kiosk's public key")
+    p.add_argument("action", choices=["verify", "pubkey"])
+    p.add_argument("token", nargs="?", help="the token to verify (- reads it from stdin)")
+    p.add_argument("--study", help="the Study Instance UID the token is presented for")
+    p.add_argument("--key", help="Ed25519 public key (PEM) to verify with; default: this kiosk's")
+    p.add_argument("--revoked", help="revocation list file; default: link.revocation_list")
     p = add("audit", "the audit trail")
     p.add_argument("action", choices=["verify"])
     add("doctor", "check udev, mounts, printer, disk space, cloud reachability")
@@ -181,22 +188,33 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``kiosk demo``: until the desk UI lands, import the embedded sample disc with progress."""
-    from kiosk.sample_disc import build_sample_disc
+    """``kiosk demo``: the desk UI on simulated media, the sample disc and a sample translation.
 
+    Everything lives in a temporary folder (unless ``--data-dir`` or ``KIOSK_DATA_DIR`` says
+    otherwise): a demo never touches real patient data.
+    """
     with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as tmp:
         if not getattr(args, "data_dir", None) and not os.environ.get("KIOSK_DATA_DIR"):
-            args.data_dir = str(Path(tmp) / "data")  # a demo never touches real patient data
-        disc = build_sample_disc(Path(tmp) / "SAMPLE_DISC")
-        print(f"Sample hospital disc written to {disc.root} ({disc.instances} images).",
-              file=sys.stderr)
+            args.data_dir = str(Path(tmp) / "data")
         service = _service(args)
-        report = service.import_path(disc.root, on_progress=_ProgressPrinter(sys.stderr))
-        print_import_summary(report, sys.stdout)
-        print("\nCases on this (temporary) kiosk:")
-        for c in service.case_summaries():
-            print(f"  {c['case_id']}  {c['status']}  {c['instances']} images")
-        return import_exit_code(report)
+        from kiosk_tui.demo import run_demo  # Textual loads only for the UI, never for the core
+
+        return run_demo(service, Path(tmp) / "media", config_file=getattr(args, "config", None))
+
+
+def cmd_desk(args: argparse.Namespace) -> int:
+    """``kiosk`` with no command: the appliance's desk UI with real device detection (udev)."""
+    from kiosk.bootstrap import attach_media
+
+    service = _service(args)
+    desk = attach_media(service)
+    desk.cleanup_stale()  # mounts a crashed kiosk left behind
+    try:
+        from kiosk_tui.app import run_app  # Textual loads only for the UI, never for the core
+
+        return run_app(service, config_file=getattr(args, "config", None))
+    finally:
+        desk.close()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -248,12 +266,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cases": cmd_cases,
     "demo": cmd_demo,
     "export": cmd_export,
-    "qr": _not_yet("qr"),
-    "sync": _not_yet("sync"),
-    "watch": _not_yet("watch"),
-    "link": _not_yet("link verify"),
+    "qr": cmd_qr,
+    "sync": cmd_sync,
+    "watch": cmd_watch,
+    "link": cmd_link,
     "audit": _not_yet("audit verify"),
-    "doctor": _not_yet("doctor"),
+    "doctor": cmd_doctor,
 }
 
 
@@ -265,11 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help/--version
         return int(exc.code or 0)
     command = args.command
-    if command is None:
-        print("kiosk: the desk UI is not available yet in this version; try `kiosk demo` or "
-              "`kiosk --help`.", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        if command is None:
+            command = "desk"
+            return cmd_desk(args)
         return COMMANDS[command](args)
     except KioskError as exc:
         print(f"kiosk {command}: {exc.title}: {exc.text}", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import string
 import tomllib
 import types
 import typing
@@ -64,6 +65,158 @@ class CloudSettings:
         )
 
 
+#: Link kinds: the kiosk's own Ed25519 token, or an orthanc-auth-service HS256 share token.
+LINK_KINDS = ("kiosk", "orthanc-share")
+#: orthanc-auth-service publication types that work from Study Instance UIDs alone.
+ORTHANC_TOKEN_TYPES = ("ohif-viewer-publication", "stone-viewer-publication",
+                       "meddream-viewer-publication", "volview-viewer-publication")
+#: Used when ``link.url_template`` is empty; ``{study_uid}`` is the comma-separated study list,
+#: as orthanc-auth-service itself builds its OHIF links.
+DEFAULT_URL_TEMPLATES = {
+    "kiosk": "https://link.medpass.example/s/{token}",
+    "orthanc-share": "https://viewer.medpass.example/ohif/viewer?StudyInstanceUIDs={study_uid}"
+                     "&token={token}",
+}
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """The cloud link in the QR code (minted offline; live once the upload lands)."""
+
+    #: "kiosk" (Ed25519, this kiosk's key) or "orthanc-share" (HS256, shared secret).
+    kind: str = "kiosk"
+    #: URL with ``{token}`` and optionally ``{study_uid}``; empty = the kind's default.
+    url_template: str = ""
+    #: Days the link stays valid; it expires at the end of that local day.
+    expiry_days: int = 30
+    #: orthanc-auth-service's SECRET_KEY (env KIOSK_LINK_SECRET overrides).
+    orthanc_secret: str = ""
+    #: orthanc-auth-service token type, i.e. which viewer the link opens.
+    orthanc_token_type: str = "ohif-viewer-publication"
+    #: Revocation list file; empty = ``link/revoked.txt`` in the data directory.
+    revocation_list: str = ""
+
+    @property
+    def template(self) -> str:
+        """The URL template in force."""
+        return self.url_template or DEFAULT_URL_TEMPLATES.get(self.kind, "")
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        _require(self.kind in LINK_KINDS, "link.kind", f"must be one of {', '.join(LINK_KINDS)}")
+        _require(self.template.startswith(("http://", "https://")), "link.url_template",
+                 "must start with http:// or https://")
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
+        except ValueError as exc:  # an unbalanced brace
+            raise ConfigError(
+                f"Setting 'link.url_template' is not a valid template: {exc}.") from None
+        _require(fields <= {"token", "study_uid"} and "token" in fields, "link.url_template",
+                 "must contain {token} and no placeholder other than {token} and {study_uid}")
+        _require(1 <= self.expiry_days <= 3650, "link.expiry_days", "must be between 1 and 3650")
+        _require(self.orthanc_token_type in ORTHANC_TOKEN_TYPES, "link.orthanc_token_type",
+                 f"must be one of {', '.join(ORTHANC_TOKEN_TYPES)}")
+        # HS256 with a short secret is guessable offline from one printed link.
+        _require(self.kind != "orthanc-share" or len(self.orthanc_secret.encode()) >= 32,
+                 "link.orthanc_secret",
+                 "must be at least 32 bytes when link.kind is \"orthanc-share\" "
+                 "(or set KIOSK_LINK_SECRET)")
+
+
+@dataclass(frozen=True)
+class PrinterSettings:
+    """The optional ESC/POS receipt printer for the patient slip."""
+
+    #: false: never try to print.
+    enabled: bool = True
+    #: USB ids (TOML accepts 0x04b8); 0 = autodetect a USB printer-class device.
+    vendor_id: int = 0
+    product_id: int = 0
+    #: How long a write may stall before the printer counts as offline.
+    timeout_ms: int = 5000
+    #: Printable width in dots: 384 for 58 mm paper, 576 for 80 mm.
+    width_dots: int = 384
+    #: "native" (the printer draws the QR: GS ( k) or "image" (sent as a raster image).
+    qr: str = "native"
+    #: Chinese lines as "image" (rendered with cjk_font) or "gb18030" (printer's own font).
+    chinese: str = "image"
+    #: TTF/OTF/TTC font with Chinese glyphs; empty = look in the usual system places.
+    cjk_font: str = ""
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        _require(0 <= self.vendor_id <= 0xFFFF, "printer.vendor_id", "must be 0 to 0xffff")
+        _require(0 <= self.product_id <= 0xFFFF, "printer.product_id", "must be 0 to 0xffff")
+        _require(bool(self.vendor_id) or not self.product_id, "printer.vendor_id",
+                 "must be set when printer.product_id is")
+        _require(100 <= self.timeout_ms <= 60000, "printer.timeout_ms",
+                 "must be between 100 and 60000")
+        _require(200 <= self.width_dots <= 1024, "printer.width_dots",
+                 "must be between 200 and 1024 (384 for 58 mm paper, 576 for 80 mm)")
+        _require(self.qr in ("native", "image"), "printer.qr", 'must be "native" or "image"')
+        _require(self.chinese in ("image", "gb18030"), "printer.chinese",
+                 'must be "image" or "gb18030"')
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How the outbox uploads and pulls (``kiosk sync`` and the app's background loop)."""
+
+    #: Seconds between two sync rounds when idle (the inbox is looked at this often too).
+    interval_seconds: int = 60
+    #: Instances per STOW-RS request, and a cap on the bytes of one request.
+    batch_instances: int = 32
+    batch_bytes: int = 16 * 1024 * 1024
+    #: Retry delays double from this (with jitter) up to backoff_max_seconds.
+    backoff_base_seconds: float = 5.0
+    backoff_max_seconds: float = 900.0
+    #: Rounds an instance the server refused "for now" is re-sent before the job fails.
+    max_attempts: int = 8
+    #: Seconds to wait for the server (connect, and between bytes of an answer).
+    timeout_seconds: float = 60.0
+    #: Translations are looked for in cases updated within this many days.
+    pull_days: int = 30
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        _require(1 <= self.interval_seconds <= 86400, "sync.interval_seconds",
+                 "must be between 1 and 86400")
+        _require(1 <= self.batch_instances <= 1000, "sync.batch_instances",
+                 "must be between 1 and 1000")
+        _require(self.batch_bytes >= 1 << 20, "sync.batch_bytes", "must be >= 1 MiB")
+        _require(0 < self.backoff_base_seconds <= self.backoff_max_seconds,
+                 "sync.backoff_base_seconds", "must be > 0 and <= sync.backoff_max_seconds")
+        _require(1 <= self.max_attempts <= 100, "sync.max_attempts", "must be between 1 and 100")
+        _require(0 < self.timeout_seconds <= 3600, "sync.timeout_seconds",
+                 "must be between 0 and 3600")
+        _require(1 <= self.pull_days <= 3650, "sync.pull_days", "must be between 1 and 3650")
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """The desk UI (``kiosk`` and ``kiosk demo``)."""
+
+    #: Language of the desk UI at start (F2 switches): "en" or "zh".
+    language: str = "en"
+    #: PIN for the Admin screen; "" locks Admin (the security issue replaces this with a hash).
+    admin_pin: str = ""
+    #: Seconds without a key press before a patient's screens are cleared (back to Home).
+    idle_seconds: int = 180
+    #: Seconds the Done screen (QR, passphrase) stays up before it clears itself.
+    done_seconds: int = 120
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        _require(self.language in ("en", "zh"), "ui.language", 'must be "en" or "zh"')
+        _require(self.admin_pin == "" or (self.admin_pin.isdigit()
+                                          and 4 <= len(self.admin_pin) <= 12),
+                 "ui.admin_pin", "must be empty or 4 to 12 digits")
+        _require(30 <= self.idle_seconds <= 3600, "ui.idle_seconds",
+                 "must be between 30 and 3600")
+        _require(15 <= self.done_seconds <= 900, "ui.done_seconds",
+                 "must be between 15 and 900")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration."""
@@ -74,12 +227,20 @@ class Config:
     data_dir: str = ""
     import_: ImportSettings = field(default_factory=ImportSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    link: LinkSettings = field(default_factory=LinkSettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
         _require(bool(self.kiosk_id.strip()), "kiosk_id", "must not be empty")
         self.import_.validate()
         self.cloud.validate()
+        self.sync.validate()
+        self.link.validate()
+        self.printer.validate()
+        self.ui.validate()
 
 
 #: TOML table names that differ from the Python field names (``import`` is a keyword).
@@ -169,5 +330,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
     overrides = {field_: env[var] for var, field_ in _ENV_CLOUD.items() if env.get(var)}
     if overrides:
         config = dataclasses.replace(config, cloud=dataclasses.replace(config.cloud, **overrides))
+    if env.get("KIOSK_LINK_SECRET"):  # the HS256 secret need not live in the file
+        config = dataclasses.replace(config, link=dataclasses.replace(
+            config.link, orthanc_secret=env["KIOSK_LINK_SECRET"]))
     config.validate()
     return config

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import secrets
 import time
@@ -15,10 +16,17 @@ from pathlib import Path
 
 
 def fsync_dir(directory: Path) -> None:
-    """Make a rename or creation inside ``directory`` durable."""
+    """Make a rename or creation inside ``directory`` durable.
+
+    EINVAL means the filesystem cannot sync a directory (some FAT and FUSE drivers); there is
+    nothing more to do there.
+    """
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 

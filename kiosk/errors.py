@@ -84,3 +84,50 @@ class StoreError(KioskError):
 
     default_title = "Kiosk storage problem"
     exit_code = 1
+
+
+class LinkTokenError(KioskError):
+    """A link token is not valid: bad signature, expired, revoked, wrong study, malformed.
+
+    ``reason`` is a short machine-readable word (``expired``, ``signature``, ``malformed``,
+    ``revoked``, ``study``, ``key``) so a gateway can log it without parsing the text.
+    """
+
+    default_title = "Link not valid"
+    exit_code = 4
+
+    def __init__(self, text: str, *, reason: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
+class PrinterError(KioskError):
+    """The receipt printer could not print the slip; the kiosk carries on without it."""
+
+    default_title = "Receipt printer"
+    exit_code = 1
+
+
+class PrinterUnavailableError(PrinterError):
+    """No receipt printer is attached, or it cannot be opened."""
+
+    default_title = "No receipt printer"
+
+
+class PrinterOfflineError(PrinterError):
+    """The printer is attached but does not take data (off, lid open, jammed, unplugged)."""
+
+    default_title = "Receipt printer offline"
+
+
+class PrinterOutOfPaperError(PrinterError):
+    """The printer reports that its paper roll is empty."""
+
+    default_title = "Receipt printer out of paper"
+
+
+class MediaError(KioskError):
+    """A disc or stick cannot be watched, mounted, unmounted or ejected."""
+
+    default_title = "Media problem"
+    exit_code = 1

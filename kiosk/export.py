@@ -8,8 +8,8 @@ Rules (DESIGN.md §5, patient-USB issue):
 * Free space is checked first and the shortfall is said in MB.
 * Until everything is written, synced and read back, the folder is named ``….INCOMPLETE``;
   a pulled stick or a kill -9 leaves it clearly named, never looking complete.
-* Read-back bypasses the page cache (``posix_fadvise(DONTNEED)`` after ``fsync``), so what is
-  compared is what the stick holds, not what the kernel remembers writing.
+* Read-back bypasses the page cache (``O_DIRECT``, or ``posix_fadvise(DONTNEED)`` after
+  ``fsync``), so what is compared is what the stick holds, not what the kernel remembers.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from kiosk.errors import KioskError
 from kiosk.package import PackagePlan
 from kiosk.passphrase import new_passphrase
 from kiosk.readme_txt import readme_text
+from kiosk.zipcrypt import AesZipWriter, default_split_size, read_back_sha256
 
 MARKER = ".medpass-export"
 INCOMPLETE = ".INCOMPLETE"
@@ -151,23 +152,6 @@ def _claim_folder(target: Path, case_id: str) -> tuple[Path, Path]:
     raise ExportError("The stick already holds 99 packages of this case today.")
 
 
-def _read_back(path: Path) -> str:
-    """SHA-256 of a file as the device holds it (page cache dropped first)."""
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
-            buf = bytearray(_CHUNK)
-            view = memoryview(buf)
-            while n := fh.readinto(buf):
-                h.update(view[:n])
-    finally:
-        os.close(fd)
-    return h.hexdigest()
-
-
 def export_package(
     plan: PackagePlan,
     store: BlobStore,
@@ -221,8 +205,9 @@ def export_package(
         expected["README.TXT"] = hashlib.sha256(readme).hexdigest()
         syncfs(work)
         progress("verifying", total)
-        for rel, sha in expected.items():
-            if _read_back(work / rel) != sha:
+        names = list(expected)
+        for rel, sha in zip(names, read_back_sha256([work / n for n in names]), strict=True):
+            if sha != expected[rel]:
                 raise ExportVerificationError(
                     f"{rel} on the stick differs from what was written: the stick may be "
                     "faulty. Use another stick.")
@@ -251,8 +236,6 @@ def _write(plan: PackagePlan, store: BlobStore, work: Path, passphrase: str | No
     """Write the files; return {path relative to ``work``: expected SHA-256}."""
     done = 0
     if passphrase is not None:
-        from kiosk.zipcrypt import AesZipWriter, default_split_size  # numpy + AES: only here
-
         writer = AesZipWriter(work, ARCHIVE_BASENAME, passphrase,
                               split_size=split_size or default_split_size())
         with writer:

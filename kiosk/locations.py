@@ -8,6 +8,8 @@ Layout under the data directory::
     tmp/              staging for blobs being written; emptied at start-up
     inbox/            office inbox: translated reports dropped here
     logs/             log files
+    keys/link-ed25519.pem   this kiosk's link-signing key (private, mode 0600)
+    link/revoked.txt  revoked link tokens and kiosks (one per line)
 """
 
 from __future__ import annotations
@@ -72,6 +74,21 @@ class Locations:
     def logs_dir(self) -> Path:
         """Log files."""
         return self.data_dir / "logs"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Private keys of this kiosk (mode 0700; each key file 0600)."""
+        return self.data_dir / "keys"
+
+    @property
+    def link_key_file(self) -> Path:
+        """The Ed25519 key that signs this kiosk's link tokens; made on first start."""
+        return self.keys_dir / "link-ed25519.pem"
+
+    @property
+    def revocation_file(self) -> Path:
+        """Default list of revoked link tokens and kiosks (``link.revocation_list`` overrides)."""
+        return self.data_dir / "link" / "revoked.txt"
 
     def ensure(self) -> None:
         """Create the directories (private to the kiosk user: patient data lives here)."""

@@ -6,6 +6,7 @@ back through callbacks (the UI turns them into messages from its worker threads)
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,29 +14,51 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk.audit import AuditLog
 from kiosk.blobstore import BlobStore
+from kiosk.case_links import CaseLinks
 from kiosk.catalog import Catalog, now_iso
 from kiosk.config import Config
 from kiosk.durable import remove_stale_temps
-from kiosk.errors import UsageError
+from kiosk.errors import PrinterError, UsageError
 from kiosk.importer import Importer, ProgressCallback
+from kiosk.links import Link, TokenClaims
 from kiosk.locations import Locations
+from kiosk.reports import IncomingReport
+from kiosk.slip import Slip
 from kiosk.sources import Source, open_source
+from kiosk.sync import Syncer, SyncReport, SyncStatus
+from kiosk.sync_loop import StatusCallback, SyncLoop
+from kiosk.uploader import SyncProgress
 
 if TYPE_CHECKING:
     from kiosk.export import ExportProgress
+    from kiosk.media_desk import MediaDesk
+    from kiosk.printer import PrintReport, ReceiptPrinter
 
 
 class KioskService:
     """Everything the kiosk can do, as calls the UI and the CLI share."""
 
+    #: Removable media on the desk (watcher, roles, mounts); set by
+    #: :func:`kiosk.bootstrap.attach_media` when the caller wants media detection.
+    media: MediaDesk | None = None
+
     def __init__(self, config: Config, locations: Locations, catalog: Catalog,
-                 store: BlobStore, audit: AuditLog, importer: Importer) -> None:
+                 store: BlobStore, audit: AuditLog, importer: Importer, *,
+                 links: CaseLinks | None = None,
+                 printer_factory: Callable[[], ReceiptPrinter] | None = None,
+                 syncer: Syncer | None = None) -> None:
         self.config = config
         self.locations = locations
         self.catalog = catalog
         self.store = store
         self.audit = audit
         self.importer = importer
+        self._links = links
+        # The printer is built on first use: python-escpos takes half a second to import.
+        self._printer_factory = printer_factory
+        self._printer: ReceiptPrinter | None = None
+        self._syncer = syncer
+        self._sync_loop: SyncLoop | None = None
 
     def recover(self) -> list[str]:
         """After a crash: mark dead jobs interrupted and drop their staging folders."""
@@ -74,6 +97,33 @@ class KioskService:
                           complete=report["complete"])
         return report
 
+    def import_medium(self, device: str, *, case_id: str | None = None,
+                      on_progress: ProgressCallback | None = None,
+                      cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Import the inserted medium at ``device`` (as :attr:`media` reports it).
+
+        Discs are read without mounting; other media are mounted read-only for the import and
+        unmounted afterwards. A medium pulled mid-import ends the import with the report's
+        ``error`` saying it was removed; what was read before is kept and verified.
+
+        Raises
+        ------
+        UsageError
+            Media detection is not attached.
+        MediaError, SourceError
+            Nothing is inserted at ``device``, or it cannot be mounted or read.
+        """
+        if self.media is None:
+            raise UsageError("Media detection is not running in this kiosk.")
+        medium = self.media.get(device)
+        with self.media.source(device) as source:
+            report = self.import_source(source, case_id=case_id, on_progress=on_progress,
+                                        cancel=cancel)
+        # Which physical medium the images came from (vendor, model, serial, label, size).
+        self.audit.append("import_medium", job_id=report["job_id"], case_id=report["case_id"],
+                          medium=medium.to_json())
+        return report
+
     def export_case(self, case_id: str, target: str | Path, *, encrypt: bool = True,
                     split_size: int | None = None,
                     on_progress: Callable[[ExportProgress], None] | None = None,
@@ -104,7 +154,7 @@ class KioskService:
         self.audit.append("export", case_id=case_id, encrypted=encrypt,
                           folder=result.folder.name, files=result.files, bytes=result.bytes,
                           manifest_sha256=plan.files[-1].sha256)
-        return export_summary(result, case_id, target, link=None)
+        return export_summary(result, case_id, target, link=self.case_link(case_id).url)
 
     def case_summaries(self) -> list[dict[str, Any]]:
         """One summary per case, newest first."""
@@ -114,6 +164,7 @@ class KioskService:
             out.append({
                 "case_id": case["case_id"],
                 "status": case.get("status", "incomplete"),
+                "delivered": case.get("delivered"),  # time of the last verified export
                 "created": case.get("created"),
                 "updated": case.get("updated"),
                 "patients": case.get("patients", []),
@@ -136,3 +187,324 @@ class KioskService:
         if case is None:
             raise UsageError(f"There is no case {case_id}. `kiosk cases` lists them.")
         return case | {"studies": self.catalog.studies(case_id)}
+
+    # --- link, QR and slip -----------------------------------------------------------------
+
+    @property
+    def links(self) -> CaseLinks:
+        """Minted links of cases (see :mod:`kiosk.case_links`)."""
+        if self._links is None:
+            raise UsageError("Links are not set up in this kiosk (no link minter was built).")
+        return self._links
+
+    @property
+    def printer(self) -> ReceiptPrinter:
+        """The receipt printer (a fake can be assigned, e.g. in tests and the demo)."""
+        if self._printer is None:
+            if self._printer_factory is None:
+                raise UsageError("No receipt printer is set up in this kiosk.")
+            self._printer = self._printer_factory()
+        return self._printer
+
+    @printer.setter
+    def printer(self, printer: ReceiptPrinter) -> None:
+        self._printer = printer
+
+    def case_link(self, case_id: str) -> Link:
+        """The cloud link for all studies of ``case_id``, minted offline or reused.
+
+        The same link comes back for the screen, the slip and the export while it has at least
+        half its validity left.
+
+        Raises
+        ------
+        UsageError
+            No such case, or it has no study yet.
+        """
+        self.case_detail(case_id)  # raises for an unknown case
+        study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
+        return self.links.for_case(case_id, study_uids)
+
+    def verify_link(self, token: str, *, study_uid: str | None = None) -> TokenClaims:
+        """Check a link token of either kind with this kiosk's key, secret and revocation list.
+
+        Raises
+        ------
+        LinkTokenError
+            Not valid; ``reason`` says why.
+        """
+        return self.links.verifier.verify(token, study_uid=study_uid)
+
+    def print_slip(self, case_id: str, *, passphrase: str | None = None) -> PrintReport:
+        """Print the patient slip: QR, expiry, case number, passphrase, instructions.
+
+        The passphrase is printed but never stored or logged; the audit entry only says whether
+        one was on the slip.
+
+        Raises
+        ------
+        UsageError
+            No such case or no study.
+        PrinterError
+            No printer, offline, out of paper: show the message and carry on.
+        """
+        link = self.case_link(case_id)
+        slip = Slip(case_id=case_id, link=link.url, expiry_date=link.expiry_date,
+                    passphrase=passphrase)
+        try:
+            report = self.printer.print_slip(slip)
+        except PrinterError as exc:
+            self.audit.append("print", case_id=case_id, token_id=link.token_id, ok=False,
+                              error=type(exc).__name__, passphrase=passphrase is not None)
+            raise
+        self.audit.append("print", case_id=case_id, token_id=link.token_id, ok=True,
+                          printer=report.printer, passphrase=passphrase is not None)
+        return report
+
+    # --- reports and cloud sync ------------------------------------------------------------
+
+    @property
+    def syncer(self) -> Syncer:
+        """The sync engine (outbox, uploads, translation pulls).
+
+        Raises
+        ------
+        UsageError
+            This service was built without one.
+        """
+        if self._syncer is None:
+            raise UsageError("Cloud sync is not set up in this kiosk.")
+        return self._syncer
+
+    def reports(self, case_id: str) -> list[dict[str, Any]]:
+        """The merged reports of a case (keys: see :mod:`kiosk.reports`), oldest first."""
+        return self.catalog.reports(case_id)
+
+    def attach_report(self, case_id: str, pdf_path: str | Path, language: str, role: str, *,
+                      study_uid: str | None = None, certified: bool = False,
+                      translator: str | None = None, title: str | None = None,
+                      source: str = "coordinator") -> dict[str, Any]:
+        """Merge a report PDF from a file (coordinator's pick, or one found on the medium).
+
+        Stores the PDF and a new Encapsulated PDF instance in a new series of the study
+        (``study_uid``, else the case's most recent study), queues it for upload and returns
+        the report. Attaching the same file again returns the existing report.
+
+        Raises
+        ------
+        UsageError
+            No such case or study, the file is unreadable or not a PDF, bad language or role.
+        """
+        try:
+            pdf = Path(pdf_path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"The report {pdf_path} cannot be read: {exc.strerror}.") from None
+        digest = hashlib.sha256(pdf).hexdigest()
+        report, created = self.syncer.merger.merge(IncomingReport(
+            origin=f"{source}:{case_id}:{language}:{role}:{digest}", case_id=case_id,
+            study_uid=study_uid, pdf=pdf, language=language, role=role, certified=certified,
+            source=source, translator=translator, title=title,
+            detail=f"file {Path(pdf_path).name}"))
+        if created:
+            self.audit.append("report_merged", report_id=report["report_id"], case_id=case_id,
+                              source=source, language=language, role=role,
+                              pdf_sha256=report["pdf_sha256"],
+                              sop_instance_uid=report["sop_instance_uid"])
+            if self._sync_loop is not None:
+                self._sync_loop.wake()  # upload it soon, not at the next interval
+        return report
+
+    def sync_status(self) -> SyncStatus:
+        """Online/offline/error/disabled, the message to show and the outbox counts."""
+        return self.syncer.status()
+
+    def sync_once(self, on_progress: Callable[[SyncProgress], None] | None = None,
+                  cancel: threading.Event | None = None) -> SyncReport:
+        """One sync round now: inbox, uploads, translation pulls."""
+        return self.syncer.run_once(on_progress, cancel)
+
+    def sync_retry_failed(self) -> int:
+        """Retry failed uploads now (after the office fixed the account); return how many."""
+        count = self.syncer.retry_failed()
+        if self._sync_loop is not None:
+            self._sync_loop.wake()
+        return count
+
+    def sync_loop(self, on_status: StatusCallback | None = None,
+                  on_progress: Callable[[SyncProgress], None] | None = None) -> SyncLoop:
+        """The background loop for the app: ``loop.start()`` … ``loop.stop()``."""
+        self._sync_loop = SyncLoop(self.syncer, on_status=on_status, on_progress=on_progress)
+        return self._sync_loop
+
+    # --- the desk UI: identity, reports on the medium, export checks, admin ----------------
+
+    def confirm_identity(self, case_id: str, *, passport_name: str,
+                         birth_date: str) -> dict[str, Any]:
+        """Record that the coordinator checked whose images these are; return the identity.
+
+        Every patient still in the case is confirmed as this person: patients who are someone
+        else must be moved out first with :meth:`split_patients`.
+
+        Raises
+        ------
+        UsageError
+            No such case, an empty name, or a birth date that is not ``YYYY-MM-DD``.
+        """
+        import datetime as _dt
+
+        case = self.case_detail(case_id)
+        name = " ".join(passport_name.split())
+        if not name:
+            raise UsageError("Type the name exactly as it is in the passport.")
+        try:
+            born = _dt.date.fromisoformat(birth_date.strip())
+        except ValueError:
+            raise UsageError("Type the date of birth as YYYY-MM-DD, e.g. 1985-03-14.") from None
+        if not _dt.date(1900, 1, 1) <= born <= _dt.date.today():
+            raise UsageError("That date of birth is not possible; check the passport.")
+        identity = {"passport_name": name, "birth_date": born.isoformat(),
+                    "patient_ids": sorted({p["patient_id"] for p in case["patients"]}),
+                    "confirmed": now_iso()}
+        self.catalog.set_identity(case_id, identity)
+        # Ids only: the audit trail never holds names or birth dates.
+        self.audit.append("identity_confirmed", case_id=case_id,
+                          patients=len(identity["patient_ids"]))
+        return identity
+
+    def split_patients(self, case_id: str, patient_ids: list[str]) -> str:
+        """Move the studies of ``patient_ids`` (someone else's) into a new case; return its id.
+
+        Raises
+        ------
+        UsageError
+            No such case, or none of its studies belongs to those patients.
+        """
+        self.case_detail(case_id)
+        new_id = self.catalog.split_case(case_id, patient_ids)
+        if new_id is None:
+            raise UsageError(f"Case {case_id} has no study of patient(s) "
+                             f"{', '.join(patient_ids)}.")
+        self.audit.append("case_split", case_id=case_id, new_case_id=new_id,
+                          patients=len(patient_ids))
+        return new_id
+
+    def report_status(self, case_id: str) -> list[dict[str, Any]]:
+        """The original (zh) and the translation (en) of a case: missing, pending or synced.
+
+        ``missing``: the kiosk has none. ``pending``: the kiosk has it (it goes onto the
+        patient's stick) but the cloud does not yet. ``synced``: the cloud has it too.
+        Each entry: ``role``, ``language``, ``state``, ``reports`` (the merged reports).
+        """
+        reports = self.reports(case_id)
+        uploaded: set[str] = set()
+        syncer = self._syncer
+        if syncer is not None and syncer.cloud is not None:
+            for job in syncer.outbox.jobs(case_id=case_id, state="done",
+                                          destination=syncer.destination):
+                uploaded |= {sop for sop, _sha in syncer.outbox.items(job)}
+        out = []
+        for role, language in (("original", "zh"), ("translation", "en")):
+            mine = [r for r in reports if r["role"] == role]
+            synced = [r for r in mine
+                      if r["source"] == "dicomweb" or r.get("sop_instance_uid") in uploaded]
+            state = "missing" if not mine else "synced" if synced else "pending"
+            out.append({"role": role, "language": language, "state": state, "reports": mine})
+        return out
+
+    def report_files_on_medium(self, device: str, *, limit: int = 20) -> list[str]:
+        """PDF files on the inserted medium at ``device`` (a hospital report, usually).
+
+        Raises
+        ------
+        UsageError
+            Media detection is not attached.
+        MediaError, SourceError
+            Nothing is inserted at ``device``, or it cannot be read.
+        """
+        from kiosk.reports import MAX_PDF_BYTES
+        from kiosk.sources import EntryKind
+
+        if self.media is None:
+            raise UsageError("Media detection is not running in this kiosk.")
+        found: list[str] = []
+        with self.media.source(device) as source:
+            for seen, entry in enumerate(source.entries()):
+                if seen >= 100_000 or len(found) >= limit:
+                    break  # a medium with millions of files: the report is near the top
+                if (entry.kind is EntryKind.FILE and entry.path.lower().endswith(".pdf")
+                        and 0 < entry.size <= MAX_PDF_BYTES):
+                    found.append(entry.path)
+        return found
+
+    def attach_report_from_medium(self, case_id: str, device: str, path: str, *,
+                                  language: str = "zh",
+                                  role: str = "original") -> dict[str, Any]:
+        """Merge the PDF ``path`` on the medium at ``device`` into ``case_id`` (source medium).
+
+        Raises
+        ------
+        UsageError
+            No such case, not a PDF, or media detection is not attached.
+        MediaError, SourceError, SourceReadError
+            The medium is gone or the file cannot be read.
+        """
+        import shutil
+        import tempfile
+
+        from kiosk.reports import MAX_PDF_BYTES
+
+        if self.media is None:
+            raise UsageError("Media detection is not running in this kiosk.")
+        with self.media.source(device) as source, source.open(path) as fh:
+            data = fh.read(MAX_PDF_BYTES + 1)
+        if len(data) > MAX_PDF_BYTES:
+            raise UsageError(f"{path} is too large to be a report.")
+        # attach_report reads a file: stage the bytes privately under the kiosk's tmp folder.
+        folder = Path(tempfile.mkdtemp(prefix="report-", dir=self.locations.tmp_dir))
+        try:
+            staged = folder / Path(path).name
+            staged.write_bytes(data)
+            return self.attach_report(case_id, staged, language, role, source="medium")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def export_check(self, case_id: str, target: str | Path) -> dict[str, Any]:
+        """Before writing: the package's approximate size, the stick's free space, its files.
+
+        ``needed`` is an estimate (images + reports + margin); :meth:`export_case` checks the
+        exact figure again. ``others`` counts what is already on the stick (never touched).
+
+        Raises
+        ------
+        UsageError
+            No such case.
+        OSError
+            The target cannot be read.
+        """
+        import shutil
+
+        detail = self.case_detail(case_id)
+        images = sum(s["bytes"] for s in detail["studies"])
+        reports = sum(self.store.path_for(r[key]).stat().st_size
+                      for r in self.reports(case_id)
+                      for key in ("pdf_sha256", "dicom_sha256") if r.get(key))
+        needed = images + reports + (2 << 20)
+        free = shutil.disk_usage(target).free
+        others = sum(1 for p in Path(target).iterdir() if not p.name.startswith("."))
+        return {"needed": needed, "free": free, "others": others, "enough": free >= needed,
+                "instances": sum(s["instances"] for s in detail["studies"])}
+
+    def record_admin_login(self, ok: bool) -> None:
+        """Audit an Admin PIN attempt (the security issue adds lockout and a hashed PIN)."""
+        self.audit.append("admin_login", ok=ok)
+
+    def sync_queue(self) -> list[dict[str, Any]]:
+        """Outbox jobs of the configured cloud, oldest first (Admin's sync queue)."""
+        syncer = self.syncer
+        if syncer.cloud is None:
+            return []
+        return syncer.outbox.jobs(destination=syncer.destination)
+
+    def recent_audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` audit entries, newest last (ids and hashes only)."""
+        return self.audit.entries()[-limit:]

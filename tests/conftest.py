@@ -19,6 +19,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from kiosk.bootstrap import build_service
 from kiosk.cli import main
 from kiosk.service import KioskService
+from tests.media_fixtures import udevd  # noqa: F401 - session fixture: real udevd
+from tests.orthanc import orthanc  # noqa: F401 - session fixture: a real DICOMweb server
+from tests.ui_kit import big_disc, desk, sample_disc  # noqa: F401 - desk UI fixtures
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 

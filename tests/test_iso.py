@@ -438,5 +438,16 @@ def test_a_detached_loop_device_cannot_be_opened(loop_device: tuple[str, list[bo
     device, detached = loop_device
     subprocess.run(["losetup", "-d", device], check=True, capture_output=True, timeout=30)
     detached[0] = True
+    # A running udevd may still be probing the device after its attach event; the kernel then
+    # defers the detach to udevd's close (as with any open reader). Wait for it to happen.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if os.lseek(fd, 0, os.SEEK_END) == 0:
+                break
+        finally:
+            os.close(fd)
+        time.sleep(0.05)
     with pytest.raises(SourceError, match="empty"):
         IsoSource(Path(device))

@@ -1,0 +1,90 @@
+"""Signed JSON Web Tokens, through PyJWT (the only module that imports it).
+
+Two algorithms are used: ``EdDSA`` (Ed25519) for the kiosk's own link tokens and ``HS256`` for
+orthanc-auth-service share tokens. Time claims are checked by the caller against an explicit
+``now`` (one rule for both token kinds, testable without waiting 30 days); here only the
+signature and the shape are checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+
+from kiosk.errors import LinkTokenError
+
+EDDSA, HS256 = "EdDSA", "HS256"
+
+_NO_TIME_CHECKS = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+
+
+def sign(claims: dict[str, Any], key: bytes | str, algorithm: str) -> str:
+    """Encode and sign ``claims`` as a compact JWT.
+
+    Parameters
+    ----------
+    claims : dict
+        JSON-serialisable claims.
+    key : bytes or str
+        PEM private key (EdDSA) or shared secret (HS256).
+    algorithm : str
+        ``"EdDSA"`` or ``"HS256"``.
+    """
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def algorithm_of(token: str) -> str:
+    """The ``alg`` of a token's header, read without verifying anything.
+
+    Raises
+    ------
+    LinkTokenError
+        The text is not a JWT (reason ``malformed``).
+    """
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError as exc:
+        raise LinkTokenError(f"This is not a link token ({exc}).", reason="malformed") from None
+    if not isinstance(alg, str):
+        raise LinkTokenError("The token header names no algorithm.", reason="malformed")
+    return alg
+
+
+def verify(token: str, key: bytes | str, algorithm: str,
+           required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check the signature of ``token`` and return its claims.
+
+    Parameters
+    ----------
+    token : str
+        The compact JWT.
+    key : bytes or str
+        PEM public key (EdDSA) or shared secret (HS256).
+    algorithm : str
+        The only algorithm accepted (never taken from the token: no ``alg`` confusion).
+    required : tuple of str
+        Claims that must be present.
+
+    Raises
+    ------
+    LinkTokenError
+        Reason ``signature`` when the signature does not match the key (tampered, or signed by
+        another kiosk or secret), ``malformed`` when the token cannot be decoded or lacks a
+        required claim.
+    """
+    try:
+        options: Any = {**_NO_TIME_CHECKS, "require": list(required)}
+        return jwt.decode(token, key, algorithms=[algorithm], options=options)
+    except jwt.InvalidSignatureError:
+        raise LinkTokenError("The token's signature does not match: it was altered, or it was "
+                             "signed by another kiosk or with another secret.",
+                             reason="signature") from None
+    except jwt.InvalidAlgorithmError:
+        raise LinkTokenError(f"The token is not signed with {algorithm}.",
+                             reason="signature") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise LinkTokenError(f"The token lacks the '{exc.claim}' claim.",
+                             reason="malformed") from None
+    except jwt.PyJWTError as exc:
+        raise LinkTokenError(f"The token cannot be decoded ({exc}).", reason="malformed") from None
