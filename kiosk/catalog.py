@@ -14,11 +14,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from kiosk.blobstore import BlobStore
 from kiosk.database import Database
+from kiosk.liveness import boot_id, claim_alive
 
 CASES, STUDIES, JOBS = "cases", "studies", "jobs"
 #: One document per merged report (original or translation): few per case, so coarse enough.
@@ -57,23 +57,6 @@ class MergeResult:
 def now_iso() -> str:
     """Current UTC time, ISO 8601, second precision."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Catalog:
@@ -267,7 +250,7 @@ class Catalog:
         job_id = f"{kind}-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         self.db.insert(JOBS, {
             "job_id": job_id, "kind": kind, "state": "running", "pid": os.getpid(),
-            "boot_id": _boot_id(), "started": now_iso(), **fields,
+            "boot_id": boot_id(), "started": now_iso(), **fields,
         })
         return job_id
 
@@ -286,7 +269,7 @@ class Catalog:
     def running_job_ids(self) -> set[str]:
         """Ids of jobs whose process is still alive."""
         return {j["job_id"] for j in self.db.find(JOBS, state="running")
-                if j.get("boot_id") == _boot_id() and _alive(int(j.get("pid", 0)))}
+                if claim_alive(j.get("boot_id"), int(j.get("pid", 0)))}
 
     def mark_interrupted(self) -> list[str]:
         """Mark jobs left 'running' by a dead process (power cut, kill -9) as interrupted."""

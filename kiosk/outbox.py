@@ -26,12 +26,12 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from kiosk.blobstore import BlobStore
 from kiosk.catalog import now_iso
 from kiosk.database import Database
+from kiosk.liveness import boot_id, claim_alive
 
 OUTBOX = "outbox"
 PENDING, IN_FLIGHT, DONE, RETRY, FAILED = "pending", "in_flight", "done", "retry", "failed"
@@ -47,25 +47,6 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     """
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     return delay / 2 + rng.uniform(0, delay / 2)
-
-
-def boot_id() -> str:
-    """This boot's id: a pid from before a reboot means nothing."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (it may belong to another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Outbox:
@@ -142,7 +123,7 @@ class Outbox:
     # --- claiming and finishing -----------------------------------------------------------------
 
     def _owned_by_live_process(self, job: dict[str, Any]) -> bool:
-        return job.get("owner_boot") == self._boot and process_alive(int(job.get("owner_pid", 0)))
+        return claim_alive(job.get("owner_boot"), int(job.get("owner_pid", 0)))
 
     def recover(self) -> list[str]:
         """Put jobs left in flight by a dead process back to pending (cursor kept)."""
