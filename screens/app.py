@@ -1,0 +1,340 @@
+"""The desk app: screens, the patient flow, media and sync in the background.
+
+:func:`make_app` is the factory ``kiosk``, ``kiosk demo`` and the tests share. The app owns
+three background activities, none of which touches a widget: a thread worker polling the media
+desk (:class:`MediaChanged` messages), the core's sync loop (:class:`SyncStatusChanged`), and the
+patient flow — an async worker that walks Import → Review → Case → Export → Done by awaiting
+each screen's typed result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from kiosk.errors import KioskError
+from kiosk.media import MediaAction, Medium
+from kiosk.service import KioskService
+from kiosk.sync import SyncStatus
+from kiosk.sync_loop import SyncLoop
+from kiosk_tui.admin import AdminScreen
+from kiosk_tui.base import KioskScreen
+from kiosk_tui.case import CaseAction, CaseScreen
+from kiosk_tui.dialogs import ErrorDialog, PinDialog, error_say
+from kiosk_tui.done import DoneScreen
+from kiosk_tui.export import ExportScreen
+from kiosk_tui.home import HomeScreen
+from kiosk_tui.i18n import other
+from kiosk_tui.import_progress import ImportScreen
+from kiosk_tui.messages import MediaChanged, SyncStatusChanged
+from kiosk_tui.reports import ReportsScreen
+from kiosk_tui.review import ReviewScreen
+
+log = logging.getLogger(__name__)
+
+#: Seconds the media thread waits for events before it looks at its cancel flag again.
+MEDIA_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class DemoMedia:
+    """What ``kiosk demo`` can put on the desk at a key press: ``"disc"``, ``"disc2"``,
+    ``"stick"`` mapped to a function that inserts that simulated medium."""
+
+    insert: dict[str, Callable[[], object]]
+
+
+@dataclass
+class PinState:
+    """Wrong Admin PINs in a row and the lockout they caused (kept while the app runs)."""
+
+    failures: int = 0
+    locked_until: float = 0.0
+
+
+class KioskApp(App[None]):
+    """MedPass Kiosk's desk UI."""
+
+    CSS_PATH = "kiosk.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    TITLE = "MedPass Kiosk"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "toggle_language", "k.lang", key_display="F2", priority=True),
+        Binding("d", "demo('disc')", "k.demo_disc", key_display="D"),
+        Binding("m", "demo('disc2')", "k.demo_disc2", key_display="M"),
+        Binding("s", "demo('stick')", "k.demo_stick", key_display="S"),
+        Binding("ctrl+q", "quit", "k.quit", key_display="^Q", priority=True),
+    ]
+
+    #: "en" or "zh"; every screen re-renders when it changes.
+    lang: reactive[str] = reactive("en")
+    #: The cloud connection and outbox, as the last sync round left them.
+    sync_status: reactive[SyncStatus | None] = reactive(None, always_update=True)
+
+    def __init__(self, service: KioskService, *, demo: DemoMedia | None = None,
+                 admin_pin: str | None = None, admin_pin_hint: bool = False,
+                 start_sync: bool = True, config_file: str | Path | None = None,
+                 idle_seconds: int | None = None, done_seconds: int | None = None) -> None:
+        super().__init__()
+        self.service = service
+        self.demo = demo
+        ui = service.config.ui
+        self.admin_pin = ui.admin_pin if admin_pin is None else admin_pin
+        self.admin_pin_hint = admin_pin_hint
+        self.start_sync = start_sync
+        self.config_file = config_file
+        self.idle_seconds = idle_seconds or ui.idle_seconds
+        self.done_seconds = done_seconds or ui.done_seconds
+        self.pin_state = PinState()
+        #: Media on the desk now, as the media thread last reported them.
+        self.media: list[Medium] = []
+        self.sync_loop: SyncLoop | None = None
+        self.last_input = time.monotonic()
+        self._idle_screen: Screen[Any] | None = None
+        #: Media that started an import: not offered again while they stay inserted.
+        self._used_media: set[tuple[object, ...]] = set()
+        self.set_reactive(KioskApp.lang, ui.language)
+
+    # --- start and stop -----------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return HomeScreen()
+
+    def on_mount(self) -> None:
+        if self.service.media is not None:
+            self.poll_media()
+        if self.start_sync:
+            self.sync_loop = self.service.sync_loop(on_status=self._sync_status_from_loop)
+            self.sync_loop.start()
+        self.read_sync_status()
+        self.set_interval(1.0, self._check_idle)
+
+    def _sync_status_from_loop(self, status: SyncStatus) -> None:
+        """Called in the sync loop's thread: hand the status over as a message."""
+        self.post_message(SyncStatusChanged(status))
+
+    def on_unmount(self) -> None:
+        if self.sync_loop is not None:
+            self.sync_loop.stop(timeout=2.0)
+
+    @work(thread=True, exclusive=True, group="media", exit_on_error=False)
+    def poll_media(self) -> None:
+        """Poll the media desk until the app stops; report changes as messages."""
+        desk = self.service.media
+        assert desk is not None
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                events_ = desk.poll(MEDIA_POLL_SECONDS)
+            except KioskError as exc:
+                if worker.is_cancelled:
+                    return
+                log.warning("media watcher: %s", exc.text)
+                time.sleep(1.0)  # udev hiccup: keep watching; a closed watcher ends the app
+                continue
+            if events_:
+                self.post_message(MediaChanged(events_, desk.present()))
+
+    @work(thread=True, exclusive=True, group="sync-status", exit_on_error=False)
+    def read_sync_status(self) -> None:
+        """The stored status at start-up (the loop's first round may take a while)."""
+        try:
+            self.post_message(SyncStatusChanged(self.service.sync_status()))
+        except KioskError as exc:
+            log.warning("no sync status: %s", exc.text)
+
+    # --- messages from the background -----------------------------------------------------
+
+    def on_media_changed(self, message: MediaChanged) -> None:
+        self.media = message.present
+        self.last_input = time.monotonic()  # a disc or stick going in is someone at the desk
+        for event in message.events:
+            if event.action is MediaAction.REMOVE:
+                self._used_media.discard(event.medium.identity())
+            screen = self.screen
+            if isinstance(screen, KioskScreen):
+                screen.media_event(event)
+        self.refresh_bindings()
+
+    def on_sync_status_changed(self, message: SyncStatusChanged) -> None:
+        self.sync_status = message.status
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.last_input = time.monotonic()  # the idle timer counts from the last key
+        await super().on_event(event)
+
+    # --- what screens ask the app to do -------------------------------------------------------
+
+    def media_unused(self, medium: Medium) -> bool:
+        """Whether this inserted medium has not started an import yet."""
+        return medium.identity() not in self._used_media
+
+    def claim_medium(self, medium: Medium) -> None:
+        """This medium is being imported: Home must not offer it again while it stays in."""
+        self._used_media.add(medium.identity())
+
+    @property
+    def flow_running(self) -> bool:
+        """Whether a patient flow is under way (Home is only passing through)."""
+        return any(w.group == "flow" and w.is_running for w in self.workers)
+
+    def start_import(self, medium: Medium) -> None:
+        """A hospital medium was inserted at Home: import it and walk the patient flow."""
+        self.claim_medium(medium)
+        self.run_flow(device=medium.device, label=medium.label or medium.device)
+
+    def open_case(self, case_id: str) -> None:
+        """Home: continue with a case from today's list."""
+        self.run_flow(case_id=case_id)
+
+    def open_admin(self) -> None:
+        """Home: the Admin screen, behind the PIN."""
+        if not self.admin_pin:
+            self.push_screen(ErrorDialog(("pin.unset_title", {}), ("pin.unset_text", {})))
+            return
+
+        def opened(ok: bool | None) -> None:
+            if ok:
+                self.push_screen(AdminScreen())
+
+        self.push_screen(PinDialog(self.admin_pin,
+                                   hint=self.admin_pin if self.admin_pin_hint else None), opened)
+
+    def wake_sync(self) -> None:
+        """Start a sync round now (after an import, on "check translations")."""
+        if self.sync_loop is not None:
+            self.sync_loop.wake()
+
+    def return_home(self) -> None:
+        """Clear the patient's screens (idle timeout): Home, with nothing of them left."""
+        self.workers.cancel_group(self, "flow")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    # --- the patient flow -----------------------------------------------------------------
+
+    @work(exclusive=True, group="flow", exit_on_error=False)
+    async def run_flow(self, *, device: str | None = None, label: str | None = None,
+                       case_id: str | None = None) -> None:
+        """Import → Review → Case (reports, more discs) → Export → Done, then Home."""
+        try:
+            if device is not None:
+                report = await self._import(device, label, None)
+                if report is None or not await self.push_screen_wait(ReviewScreen(report)):
+                    return
+                case_id = report["case_id"]
+            assert case_id is not None
+            await self._case_loop(case_id)
+        except Exception as exc:  # a bug must not take the desk down: say it, go Home
+            log.exception("patient flow failed")
+            await self.push_screen_wait(ErrorDialog(*error_say(exc)))
+
+    async def _case_loop(self, case_id: str) -> None:
+        while True:
+            action: CaseAction = await self.push_screen_wait(CaseScreen(case_id))
+            if action.kind == "reports":
+                await self.push_screen_wait(ReportsScreen(case_id))
+            elif action.kind == "add" and action.device is not None:
+                medium = next((m for m in self.media if m.device == action.device), None)
+                label = (medium.label if medium else None) or action.device
+                report = await self._import(action.device, label, case_id)
+                if report is not None and not await self.push_screen_wait(ReviewScreen(report)):
+                    return
+            elif action.kind == "export":
+                export = await self.push_screen_wait(ExportScreen(case_id))
+                if export is None:
+                    continue
+                await self.push_screen_wait(
+                    DoneScreen(case_id, export, seconds=self.done_seconds))
+                return
+            else:
+                return
+
+    async def _import(self, device: str, label: str | None,
+                      case_id: str | None) -> dict[str, Any] | None:
+        """The Import screen, then "no images" when there were none; None when nothing came."""
+        report = await self.push_screen_wait(
+            ImportScreen(device=device, case_id=case_id, label=label))
+        if report is None:
+            return None
+        self.wake_sync()  # upload soon; an inbox translation may match the new case
+        if report["case_id"] is None:
+            await self.push_screen_wait(ErrorDialog(
+                ("nothing.title", {}),
+                ("nothing.text", {"label": label or device, "ignored": len(report["ignored"])})))
+            return None
+        return report
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo":
+            offers: frozenset[str] = getattr(self.screen, "demo_offers", frozenset())
+            return self.demo is not None and parameters[0] in offers
+        if action == "quit":
+            return self.demo is not None  # the appliance quits from Admin only
+        return True
+
+    def action_toggle_language(self) -> None:
+        self.lang = other(self.lang)
+
+    def action_demo(self, what: str) -> None:
+        if self.demo is not None and what in self.demo.insert:
+            self.demo.insert[what]()
+
+    def action_shutdown(self) -> None:
+        """Admin's "quit": end the kiosk program (the appliance's service restarts it)."""
+        self.exit()
+
+    def _check_idle(self) -> None:
+        """Once a second: clear a patient's screens nobody has touched for ``idle_seconds``."""
+        now = time.monotonic()
+        if self.screen is not self._idle_screen:
+            # A new screen is activity too (an import that finished after a long wait at Home
+            # must not be cleared the moment its review shows).
+            self._idle_screen, self.last_input = self.screen, now
+            return
+        if len(self.screen_stack) <= 1:
+            return
+        if any(getattr(s, "busy", False) for s in self.screen_stack):
+            self.last_input = now  # an import or export runs: never interrupt it
+            return
+        if now - self.last_input >= self.idle_seconds:
+            self.return_home()
+
+
+def make_app(service: KioskService, **options: Any) -> KioskApp:
+    """Build the desk app for ``service`` (options: see :class:`KioskApp`); tests reuse it."""
+    return KioskApp(service, **options)
+
+
+def run_app(service: KioskService, **options: Any) -> int:
+    """Run the desk app full screen until it is quit; 0 on a normal exit.
+
+    Logging goes to ``logs/kiosk.log`` in the data directory: the terminal belongs to the UI.
+    """
+    log_file = service.locations.logs_dir / "kiosk.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        make_app(service, **options).run()
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    return 0

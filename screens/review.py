@@ -1,0 +1,135 @@
+"""Review: what the medium held — patients, studies and series, verification, warnings.
+
+Returns True to go on to the case, False to go Home. The source's path is never shown (it is a
+mount point or a temporary folder); its label is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+
+from kiosk_tui import fmt
+from kiosk_tui.base import KioskScreen
+from kiosk_tui.dialogs import FileListDialog
+from kiosk_tui.messages import WorkDone
+
+
+class ReviewScreen(KioskScreen[bool]):
+    """The import report of one medium, for the coordinator to check."""
+
+    TITLE_KEY = "review.title"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "answer(True)", "k.continue", key_display="Enter"),
+        Binding("f", "files", "k.files", key_display="F"),
+        Binding("escape", "answer(False)", "k.home", key_display="Esc"),
+    ]
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        super().__init__(id="review")
+        self.report = report
+        #: Series of the studies this medium touched (from the case), by study UID.
+        self.series: dict[str, list[dict[str, Any]]] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="review-body"):
+            yield Static(id="review-verdict", classes="verdict")
+            yield Static(id="review-counts")
+            yield Static(id="review-patients-title", classes="section")
+            yield Static(id="review-patients")
+            yield Static(id="review-studies-title", classes="section")
+            table: DataTable[str] = DataTable(id="review-studies", zebra_stripes=True,
+                                              cursor_type="none")
+            table.can_focus = False  # read-only; the page scrolls instead
+            yield table
+            yield Static(id="review-dicomdir")
+            yield Static(id="review-skipped")
+            yield Static(id="review-warnings", classes="warnings")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#review-body").focus()
+        if self.report.get("case_id"):
+            self.load_series()
+
+    @work(thread=True, exclusive=True, group="review", exit_on_error=False)
+    def load_series(self) -> None:
+        """The series table comes from the case (the report only counts series)."""
+        detail = self.service.case_detail(self.report["case_id"])
+        mine = {s["study_uid"] for s in self.report["studies"]}
+        self.post_message(WorkDone("series", {
+            s["study_uid"]: s.get("series", []) for s in detail["studies"]
+            if s["study_uid"] in mine}))
+
+    def on_work_done(self, message: WorkDone) -> None:
+        if message.job == "series":
+            self.series = message.result
+            self.redraw()
+
+    def redraw(self) -> None:
+        r = self.report
+        inst = r["instances"]
+        problems = r["verification"]["problems"]
+        if r.get("error"):
+            verdict = f"[yellow]{escape(self.tr('review.incomplete', error=r['error']))}[/]"
+        elif problems:
+            verdict = f"[red]{self.tr('review.verified_bad', n=len(problems))}[/]"
+        else:
+            verdict = f"[green]{self.tr('review.verified_ok', n=inst['verified'])}[/]"
+        self.query_one("#review-verdict", Static).update(verdict)
+        self.query_one("#review-counts", Static).update(self.tr(
+            "review.counts", found=inst["found"], new=inst["imported"],
+            dup=inst["duplicates"], size=fmt.megabytes(r["bytes"])))
+        self.query_one("#review-patients-title", Static).update(self.tr("review.patients"))
+        lines = [escape(self.tr("review.patient_line", name=p["name_display"],
+                                pid=p["patient_id"], dob=fmt.dicom_date(p.get("birth_date")),
+                                sex=self.tr(f"sex.{p['sex']}") if p.get("sex") in ("F", "M", "O")
+                                else ""))
+                 for p in r["patients"]]
+        if len({p["patient_id"] for p in r["patients"]}) > 1:
+            lines.append(f"[yellow]{self.tr('review.several', n=len(r['patients']))}[/]")
+        self.query_one("#review-patients", Static).update("\n".join(lines))
+        self.query_one("#review-studies-title", Static).update(self.tr("review.studies"))
+        self._fill_studies()
+        dd = r["dicomdir"]
+        self.query_one("#review-dicomdir", Static).update(
+            self.tr("review.dicomdir", records=dd["records"], missing=len(dd["missing"]),
+                    unlisted=len(dd["unlisted"])) if dd["present"]
+            else self.tr("review.no_dicomdir"))
+        self.query_one("#review-skipped", Static).update(self.tr(
+            "review.skipped", rejected=len(r["rejected"]), ignored=len(r["ignored"])))
+        notes = [f"• {escape(p['path'])}: {escape(p['problem'])}" for p in problems[:20]]
+        notes += [f"• {escape(w)}" for w in r["warnings"][:20]]
+        warnings = self.query_one("#review-warnings", Static)
+        warnings.update(f"[b]{self.tr('review.warnings')}[/b]\n" + "\n".join(notes)
+                        if notes else "")
+        warnings.display = bool(notes)
+
+    def _fill_studies(self) -> None:
+        table = self.query_one("#review-studies", DataTable)
+        table.clear(columns=True)
+        for key in ("col.date", "col.mod", "col.desc", "col.series", "col.images"):
+            table.add_column(self.tr(key))
+        for study in self.report["studies"]:
+            date = fmt.dicom_date(study.get("study_date"))
+            series = self.series.get(study["study_uid"])
+            table.add_row(date, "/".join(study["modalities"]),
+                          (study.get("description") or "")[:40], str(study["series"]),
+                          str(study["instances"]))
+            for s in series or []:
+                number = "" if s.get("number") is None else f"#{s['number']} "
+                table.add_row("", f"  {s.get('modality') or ''}",
+                              f"  {number}{s.get('description') or ''}"[:40], "",
+                              str(s["instances"]))
+
+    def action_files(self) -> None:
+        self.app.push_screen(FileListDialog(self.report["rejected"], self.report["ignored"]))
+
+    def action_answer(self, go_on: bool) -> None:
+        self.dismiss(go_on)
