@@ -22,6 +22,7 @@ from kiosk.errors import PrinterError, UsageError
 from kiosk.importer import Importer, ProgressCallback
 from kiosk.links import Link, TokenClaims
 from kiosk.locations import Locations
+from kiosk.purge import PurgeResult, purge_case
 from kiosk.reports import IncomingReport
 from kiosk.slip import Slip
 from kiosk.sources import Source, open_source
@@ -155,6 +156,20 @@ class KioskService:
                           folder=result.folder.name, files=result.files, bytes=result.bytes,
                           manifest_sha256=plan.files[-1].sha256)
         return export_summary(result, case_id, target, link=self.case_link(case_id).url)
+
+    def purge_case(self, case_id: str, *, force: bool = False) -> PurgeResult:
+        """Delete a case and every blob only it used; audited.
+
+        Raises
+        ------
+        UsageError
+            No such case, or not uploaded yet and ``force`` is false (the caller confirms).
+        """
+        result = purge_case(self.catalog, self.store, case_id, force=force)
+        self.audit.append("purge", case_id=case_id, forced=force and not result.uploaded,
+                          uploaded=result.uploaded, studies=result.studies,
+                          blobs_deleted=result.blobs_deleted)
+        return result
 
     def case_summaries(self) -> list[dict[str, Any]]:
         """One summary per case, newest first."""

@@ -1,7 +1,7 @@
 """Admin (behind the PIN): settings, the sync queue, purging cases, the audit trail and log.
 
-Purging is the privacy work's (retention); until the core has ``purge_case`` this section says
-so and deletes nothing.
+Purge deletes a case through ``KioskService.purge_case`` after a confirmation (which is what
+lets a case that is not uploaded yet go).
 """
 
 from __future__ import annotations
@@ -110,8 +110,6 @@ class AdminScreen(KioskScreen[None]):
                          f"{job.get('cursor', 0)}/{job.get('total', 0)}",
                          (job.get("last_error") or "")[:40])
         purge_help = self.tr("admin.purge_help")
-        if not hasattr(self.service, "purge_case"):
-            purge_help += "\n" + self.tr("admin.purge_unavailable")
         self.query_one("#purge-help", Static).update(purge_help)
         cases = self.query_one("#purge-cases", DataTable)
         cases.clear(columns=True)
@@ -185,9 +183,6 @@ class AdminScreen(KioskScreen[None]):
         table = self.query_one("#purge-cases", DataTable)
         if not self.cases or table.cursor_row < 0:
             return
-        if not hasattr(self.service, "purge_case"):
-            self.notify(self.tr("admin.purge_unavailable"), severity="warning", timeout=8)
-            return
         case_id = self.cases[table.cursor_row]["case_id"]
 
         def answered(yes: bool | None) -> None:
@@ -199,9 +194,9 @@ class AdminScreen(KioskScreen[None]):
 
     @work(thread=True, exclusive=True, group="admin-purge", exit_on_error=False)
     def run_purge(self, case_id: str) -> None:
-        """Purge through the facade (the privacy work adds it and its safety rules)."""
+        """Purge through the facade; the coordinator has just confirmed."""
         try:
-            self.service.purge_case(case_id, force=True)  # type: ignore[attr-defined]
+            self.service.purge_case(case_id, force=True)
         except Exception as exc:
             log.exception("purge of %s", case_id)
             self.post_message(WorkFailed("purge", exc))

@@ -295,9 +295,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "admin.sync_started": ("A sync round has started.", "已开始一轮同步。"),
     "admin.purge_help": ("Purge removes a case's images and reports from this kiosk. Select a "
                          "case and press X.", "清除会从本机删除病例的影像和报告。选中病例后按 X。"),
-    "admin.purge_unavailable": ("Purging arrives with the privacy work (retention): this "
-                                "version deletes nothing.",
-                                "清除功能将随隐私功能（保留期限）提供：本版本不删除任何内容。"),
     "admin.purge_confirm": ("Purge case {case} from this kiosk?", "从本机清除病例 {case}？"),
     "admin.purge_text": ("Its images and reports are deleted from this kiosk. A case not "
                          "uploaded yet then exists nowhere else.",

@@ -450,3 +450,25 @@ def test_a_patients_stick_that_holds_dicom_is_written_only_when_the_coordinator_
     run(app, script)
     assert (stick / "OLD" / "IM1").read_bytes() == before
     assert any(p.name.startswith("MEDPASS_") for p in stick.iterdir())
+
+
+def test_admin_purges_a_case_after_confirmation(desk: Desk) -> None:
+    case_id = desk.service.import_path(desk.disc)["case_id"]
+    app = desk.app()
+
+    async def script(pilot: Pilot[None]) -> None:
+        await wait_screen(pilot, "HomeScreen")
+        await pilot.press("f9")
+        await wait_screen(pilot, "PinDialog")
+        await pilot.press("2", "4", "6", "8", "enter")
+        admin = await wait_screen(pilot, "AdminScreen")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: [c["case_id"] for c in admin.cases] == [case_id])
+        await pilot.press("x")
+        await wait_screen(pilot, "ConfirmDialog")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: desk.service.catalog.case(case_id) is None)
+
+    run(app, script)
+    assert [e["details"]["case_id"] for e in desk.service.recent_audit()
+            if e["action"] == "purge"] == [case_id]
