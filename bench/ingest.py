@@ -16,7 +16,7 @@ For every tree, the baseline (``cp -r SRC DST && sync``) and the kiosk import (a
 included) are timed alternately ``--repeat`` times and the medians are reported. Before each timed
 run the previous output is deleted, the source is read once (so both sides start page-cached),
 ``sync`` runs and the machine is left alone for ``--settle`` seconds (DESIGN.md §6: figures skew
-otherwise). Peak RSS is the child's own ``ru_maxrss`` from ``wait4``.
+otherwise). Peak RSS is the child's own (see ``bench/benchlib.py``).
 
 Always exits 0 (a benchmark, not a test); each target is printed with PASS or MISS.
 """
@@ -27,21 +27,27 @@ import argparse
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchlib import (
+    TARGET_RSS_MB,
+    default_config,
+    kiosk_cmd,
+    kiosk_env,
+    median,
+    run_child,
+    settle,
+    tree_size,
+    verdict,
+    warn_if_disturbed,
+)
+
 # Targets (DESIGN.md §6 and the performance brief).
 TARGET_RATIO = 1.5  # kiosk / (cp -r && sync) on the big tree, verification included
-TARGET_RSS_MB = 200.0  # peak RSS of the import process, any tree
 TARGET_FLAT = 1.25  # per-instance cost, many small / few small (1.0 = perfectly flat)
-FOREIGN_WARN = 0.25  # CPU used by other processes during a run, in cores, before we warn
-
-_KIOSK = "import sys\nfrom kiosk.cli import main\nsys.exit(main())"
-_READ_BUF = bytearray(1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class Result:
     kiosk: list[float] = field(default_factory=list)  # wall time of the whole subprocess
     inproc: list[float] = field(default_factory=list)  # the report's "seconds" (no start-up)
     rss_mb: list[float] = field(default_factory=list)
-    #: CPU seconds used by other processes during each timed run (anything but our child).
+    #: Cores used by other processes during each timed run (anything but our child).
     foreign: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -82,14 +88,10 @@ class Result:
 
     @property
     def ratio(self) -> float:
-        return _median(self.kiosk) / _median(self.baseline)
+        return median(self.kiosk) / median(self.baseline)
 
     def us_per_instance(self, inproc: bool = True) -> float:
-        return _median(self.inproc if inproc else self.kiosk) / self.files * 1e6
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+        return median(self.inproc if inproc else self.kiosk) / self.files * 1e6
 
 
 # --- sources ----------------------------------------------------------------------------------
@@ -120,93 +122,33 @@ def ensure_tree(tree: Tree, workdir: Path, *, regen: bool) -> Path:
     return dest
 
 
-def tree_size(src: Path) -> tuple[int, int]:
-    files = size = 0
-    for dirpath, _dirs, names in os.walk(src):
-        for n in names:
-            files += 1
-            size += os.lstat(os.path.join(dirpath, n)).st_size
-    return files, size
-
-
-def warm(src: Path) -> None:
-    """Read every file once so the source is page-cached for both contenders."""
-    for dirpath, _dirs, names in os.walk(src):
-        for n in names:
-            with open(os.path.join(dirpath, n), "rb", buffering=0) as fh:
-                while fh.readinto(_READ_BUF):
-                    pass
-
-
-def settle(out: Path, src: Path, seconds: float) -> None:
-    """Delete the previous output, re-warm the source, flush, and let the disk go idle."""
-    shutil.rmtree(out, ignore_errors=True)
-    warm(src)
-    subprocess.run(["sync"], check=True)
-    time.sleep(seconds)
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def busy_cpu() -> float:
-    """CPU seconds the whole machine has spent busy (not idle, not iowait) since boot."""
-    try:
-        with open("/proc/stat") as fh:
-            f = [int(x) for x in fh.readline().split()[1:]]
-    except OSError:
-        return 0.0
-    return (sum(f[:8]) - f[3] - f[4]) / _TICK  # user..steal minus idle and iowait
-
-
-def run_child(cmd: list[str], **kw: object) -> tuple[float, int, float, float]:
-    """Run ``cmd``: (wall s, exit code, peak RSS MB, CPU s used by *other* processes meanwhile).
-
-    ``wait4`` gives this child's own rusage (its reaped children included), so peak RSS is the
-    import process's, not this script's.
-    """
-    busy0 = busy_cpu()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, **kw)  # type: ignore[call-overload]
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    foreign = busy_cpu() - busy0 - usage.ru_utime - usage.ru_stime
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, proc.returncode, usage.ru_maxrss * 1024 / 1e6, max(foreign, 0.0)  # KiB
-
-
 # --- contenders -------------------------------------------------------------------------------
 
 def run_baseline(src: Path, out: Path) -> tuple[float, float]:
-    """``cp -r SRC OUT && sync``: (wall s, foreign CPU s)."""
-    wall, code, _rss, foreign = run_child(
-        ["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(out)])
-    if code != 0:
-        raise SystemExit(f"baseline cp -r {src} {out} && sync failed ({code})")
-    return wall, foreign
+    """``cp -r SRC OUT && sync``: (wall s, other processes' cores)."""
+    child = run_child(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(out)])
+    if child.code != 0:
+        raise SystemExit(f"baseline cp -r {src} {out} && sync failed ({child.code})")
+    return child.wall, child.others
 
 
 def run_kiosk(src: Path, out: Path, config: Path,
               log: Path) -> tuple[float, float, float, dict, str]:
     """Import ``src`` into a fresh data dir ``out``.
 
-    Returns (wall s, peak RSS MB, foreign CPU s, report, error).
+    Returns (wall s, peak RSS MB, other processes' cores, report, error).
     """
-    env = {k: v for k, v in os.environ.items() if k not in ("KIOSK_DATA_DIR", "KIOSK_CONFIG")}
-    cmd = [sys.executable, "-c", _KIOSK, "--data-dir", str(out), "--config", str(config),
-           "import", str(src), "--json"]
-    report_file = log.with_suffix(".json")
-    with open(report_file, "wb") as stdout, open(log, "wb") as stderr:
-        wall, code, rss_mb, foreign = run_child(cmd, stdout=stdout, stderr=stderr, env=env)
+    cmd = kiosk_cmd("--data-dir", out, "--config", config, "import", src, "--json")
+    child = run_child(cmd, env=kiosk_env(), stdout=log.with_suffix(".json"), stderr=log)
     error = ""
     try:
-        report = json.loads(report_file.read_text())
+        report = json.loads(child.stdout)
     except ValueError:
         report = {}
-    if code != 0 or not report:
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        error = f"kiosk import exited {code}: {' | '.join(tail)}"
-    return wall, rss_mb, foreign, report, error
+    if child.code != 0 or not report:
+        tail = child.stderr.strip().splitlines()[-3:]
+        error = f"kiosk import exited {child.code}: {' | '.join(tail)}"
+    return child.wall, child.rss_mb, child.others, report, error
 
 
 def measure(tree: Tree, src: Path, workdir: Path, repeat: int, settle_s: float,
@@ -216,14 +158,14 @@ def measure(tree: Tree, src: Path, workdir: Path, repeat: int, settle_s: float,
     out = workdir / "out" / tree.label
     out.parent.mkdir(parents=True, exist_ok=True)
     for i in range(repeat):
-        settle(out, src, settle_s)
-        base, foreign = run_baseline(src, out)
+        settle(out, [src], settle_s)
+        base, others = run_baseline(src, out)
         res.baseline.append(base)
-        res.foreign.append(foreign / max(base, 1.0))  # /proc/stat ticks are 10 ms
-        settle(out, src, settle_s)
-        wall, rss, foreign, report, error = run_kiosk(src, out, config,
-                                                      workdir / f"{tree.label}.log")
-        res.foreign.append(foreign / max(wall, 1.0))
+        res.foreign.append(others)
+        settle(out, [src], settle_s)
+        wall, rss, others, report, error = run_kiosk(src, out, config,
+                                                     workdir / f"{tree.label}.log")
+        res.foreign.append(others)
         res.kiosk.append(wall)
         res.rss_mb.append(rss)
         res.inproc.append(float(report.get("seconds", wall)))
@@ -251,18 +193,14 @@ def print_table(results: list[Result]) -> None:
     print(HEADER)
     print("-" * len(HEADER))
     for r in results:
-        print(f"{r.tree.label:<14} {r.files:>6} {r.mb:>7.1f} {_median(r.baseline):>10.2f} "
-              f"{_median(r.kiosk):>8.2f} {_median(r.inproc):>8.2f} {r.ratio:>6.2f} "
-              f"{r.mb / _median(r.kiosk):>6.0f} {max(r.rss_mb):>11.0f} "
+        print(f"{r.tree.label:<14} {r.files:>6} {r.mb:>7.1f} {median(r.baseline):>10.2f} "
+              f"{median(r.kiosk):>8.2f} {median(r.inproc):>8.2f} {r.ratio:>6.2f} "
+              f"{r.mb / median(r.kiosk):>6.0f} {max(r.rss_mb):>11.0f} "
               f"{r.us_per_instance():>8.0f}")
     print("Medians. baseline = `cp -r SRC DST && sync`; kiosk = wall time of a `kiosk import "
           "--json` subprocess\n(interpreter start-up, ingest, syncfs, verify re-hash, database); "
           "import s = the report's own 'seconds'\n(start-up excluded); ratio and MB/s use kiosk s; "
           "*µs/inst uses import s.")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def print_targets(results: list[Result], quick: bool) -> None:
@@ -318,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir: Path = a.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
-    config: Path = a.config.resolve() if a.config else workdir / "defaults.toml"
-    if not a.config:
-        config.write_text("# bench/ingest.py: the kiosk's built-in defaults\n")
+    config: Path = a.config.resolve() if a.config else default_config(workdir)
     trees = [Tree("big", big_n, 512, 1), Tree("small", max(1, small_n // 10), 64, 3),
              Tree("small", small_n, 64, 2)]
     trees = [t for t in trees if a.only in (None, t.name)]
@@ -334,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kiosk import benchmark: {os.cpu_count()} cores, workdir {workdir}, config "
           f"{a.config or 'defaults'} ({'quick, ' if a.quick else ''}{repeat} run(s) each)")
     print_table(results)
-    foreign = max(max(r.foreign) for r in results)
-    if foreign > FOREIGN_WARN:
-        print(f"WARNING: other processes used up to {foreign:.0%} of a core during a timed run "
-              "(kernel writeback included): figures are disturbed; rerun on a quiet machine.")
+    warn_if_disturbed(x for r in results for x in r.foreign)
     print_targets(results, a.quick)
     return 0
 

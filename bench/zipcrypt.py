@@ -19,7 +19,7 @@ Before each timed run the previous output is deleted, the source is read once (a
 page-cached), ``sync`` runs and the machine is left alone for ``--settle`` seconds (DESIGN.md §6).
 Figures are medians. Kiosk seconds are the child's own clock (imports excluded: the kiosk process
 has them loaded already); CPU seconds are user + sys from ``wait4`` (the kiosk's include ~0.4 s
-of start-up). Peak RSS is each child's ``ru_maxrss``. The kiosk archive is checked with
+of start-up). Peak RSS is each child's own (``benchlib``). The kiosk archive is checked with
 ``7z t``. CPU used by other processes during a run is measured; above a quarter of a core a
 WARNING is printed (the machine has 2 cores): rerun then.
 
@@ -32,19 +32,25 @@ import argparse
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchlib import (
+    PASSPHRASE,
+    TARGET_RSS_MB,
+    find_7z,
+    median,
+    run_child,
+    say,
+    settle,
+    seven_test,
+    verdict,
+    warn_if_disturbed,
+)
+
 TARGET_RATIO = 1.2  # whole export (write + verification) / 7z (issue 3)
-TARGET_RSS_MB = 200.0
-FOREIGN_WARN = 0.25  # cores used by other processes during a run before we warn
-PASSPHRASE = "BENCH-7Q4M-K9XT-2WPR"
-_READ_BUF = bytearray(1 << 20)
 
 
 @dataclass
@@ -88,53 +94,6 @@ def source_files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*") if p.is_file() and p.name != ".complete")
 
 
-def warm(files: list[Path]) -> None:
-    """Read every file once so every contender starts page-cached."""
-    mv = memoryview(_READ_BUF)
-    for p in files:
-        with open(p, "rb", buffering=0) as fh:
-            while fh.readinto(mv):
-                pass
-
-
-def settle(files: list[Path], out: Path, seconds: float) -> None:
-    """Delete previous output, warm the source, sync, and wait (DESIGN.md §6)."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    warm(files)
-    os.sync()
-    time.sleep(seconds)
-
-
-def busy_jiffies() -> int:
-    """Total non-idle CPU time of the machine, in clock ticks."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    values = [int(v) for v in fields]
-    return sum(values) - values[3] - values[4]  # minus idle and iowait
-
-
-def run_child(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float, float, str]:
-    """Run ``cmd``; return (wall s, peak RSS MB, CPU s, other processes' cores, stdout)."""
-    hz = os.sysconf("SC_CLK_TCK")
-    j0 = busy_jiffies()
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=err)
-        out_b = proc.stdout.read() if proc.stdout else b""
-        _, status, ru = os.wait4(proc.pid, 0)
-        err.seek(0)
-        err_b = err.read()
-    wall = time.perf_counter() - t0
-    j1 = busy_jiffies()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({code}): {err_b.decode()[-2000:]}")
-    cpu = ru.ru_utime + ru.ru_stime
-    foreign = max(0.0, (j1 - j0) / hz - cpu) / wall
-    return wall, ru.ru_maxrss / 1024, cpu, foreign, out_b.decode()
-
-
 def child(src: Path, out: Path, chunk: int) -> None:
     """The kiosk contender, in a fresh interpreter: write, read back; print JSON figures."""
     from kiosk.zipcrypt import AesZipWriter, read_back_sha256
@@ -159,14 +118,6 @@ def child(src: Path, out: Path, chunk: int) -> None:
     print(json.dumps(report))
 
 
-def seven_t(seven: str, volume: str) -> bool:
-    """Whether ``7z t`` opens and checks the archive with the passphrase."""
-    proc = subprocess.run(
-        [seven, "t", f"-p{PASSPHRASE}", volume], capture_output=True, text=True, check=False
-    )
-    return proc.returncode == 0 and "Everything is Ok" in proc.stdout
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -184,9 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.files, args.size, args.repeat, args.settle = 20, 64 << 10, 1, 0.0
-    seven = shutil.which("7z")
+    seven = find_7z()
     if seven is None:
-        print("7z not found (apt-get install p7zip-full)", file=sys.stderr)
         return 2
 
     src = args.workdir / f"src-{args.files}x{args.size}"
@@ -208,31 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     checked: dict[str, bool] = {}
     for i in range(args.repeat):
         for name, runs in contenders.items():
-            settle(files, out, args.settle)
+            settle(out, files, args.settle, recreate=True)
             if name == "7z":
-                wall, rss, cpu, foreign, _ = run_child(seven_cmd, cwd=src)
-                seconds = wall
+                run = run_child(seven_cmd, cwd=src).check()
+                seconds = run.wall
             else:
-                cmd = [*kiosk_cmd, "--child", str(src), str(out)]
-                wall, rss, cpu, foreign, stdout = run_child(cmd)
-                report = json.loads(stdout.strip().splitlines()[-1])
+                run = run_child([*kiosk_cmd, "--child", str(src), str(out)]).check()
+                report = json.loads(run.stdout.strip().splitlines()[-1])
                 seconds = float(report["total"])
                 for key in ("write", "cpu_write", "cpu_readback"):
                     runs.add(key, float(report[key]))
-                runs.add("wall", wall)
+                runs.add("wall", run.wall)
                 if i == args.repeat - 1:
-                    checked[name] = seven_t(seven, report["volumes"][0])
+                    checked[name] = seven_test(seven, report["volumes"][0], PASSPHRASE)[0]
             runs.seconds.append(seconds)
-            runs.cpu.append(cpu)
-            runs.rss_mb.append(rss)
-            runs.foreign.append(foreign)
-            print(
-                f"run {i + 1} {name:13s} {seconds:6.2f} s  CPU {cpu:5.2f} s"
-                f"  others {foreign:.2f} cores",
-                file=sys.stderr,
-            )
+            runs.cpu.append(run.cpu)
+            runs.rss_mb.append(run.rss_mb)
+            runs.foreign.append(run.others)
+            say(f"run {i + 1} {name:13s} {seconds:6.2f} s  CPU {run.cpu:5.2f} s"
+                f"  others {run.others:.2f} cores")
 
-    med = statistics.median
+    med = median
     t7 = med(contenders["7z"].seconds)
     kz = contenders["kiosk"]
     s7 = contenders["7z"]
@@ -251,17 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:30s} {secs:8.2f} {mb / secs:6.0f} {cpu_s:6.2f} {rss_s:>7s} {secs / t7:6.2f}")
     print("(CPU of a kiosk child includes ~0.4 s of interpreter start-up and imports)")
     ratio = med(kz.seconds) / t7
-    verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
-    print(f"ratio {kz.label} / 7z: {ratio:.2f} (target <= {TARGET_RATIO}) {verdict}")
+    print(f"ratio {kz.label} / 7z: {ratio:.2f} (target <= {TARGET_RATIO}) "
+          f"{verdict(ratio <= TARGET_RATIO)}")
     print(f"ratio kiosk write alone / 7z: {write / t7:.2f}")
     rss = max(kz.rss_mb)
     print(f"kiosk peak RSS: {rss:.0f} MB (target < {TARGET_RSS_MB:.0f}) "
-          f"{'PASS' if rss < TARGET_RSS_MB else 'MISS'}")  # fmt: skip
+          f"{verdict(rss < TARGET_RSS_MB)}")
     for name, ok in checked.items():
         print(f"7z t of the {name} archive: {'OK' if ok else 'FAILED'}")
-    busy = max(x for r in contenders.values() for x in r.foreign)
-    if busy > FOREIGN_WARN:
-        print(f"WARNING: other processes used up to {busy:.2f} cores during a run; rerun")
+    warn_if_disturbed(x for r in contenders.values() for x in r.foreign)
     shutil.rmtree(out, ignore_errors=True)
     return 0 if all(checked.values()) else 1
 

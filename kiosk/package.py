@@ -2,7 +2,7 @@
 
 Layout (DESIGN.md §3)::
 
-    DICOMDIR                       built with pydicom's FileSet
+    DICOMDIR                       records from pydicom's directory record builders
     PT000000/ST000000/SE000000/IM000000 ...   the original instances, bit-exact, no extension
     REPORTS/ORIGINAL_ZH.PDF        reports as PDFs (their Encapsulated PDF instances are in the
     REPORTS/TRANSLATION_EN.PDF     DICOM tree and the DICOMDIR too)
@@ -11,11 +11,11 @@ Layout (DESIGN.md §3)::
 The plan lists every file with its size and hash before anything is written, so the writer
 can check free space first and the read-back can compare against it.
 
-Why FileSet writes header-only copies into a scratch folder: ``FileSet.add`` stages every
-dataset to disk and ``write`` re-encodes instances, which would not be bit-exact. We give it
-header-only datasets, keep only the DICOMDIR it writes and the File IDs it assigns, and put the
-original bytes under those IDs. Values a DICOMDIR record needs as Type 1 but an instance left
-empty (a Study ID, say) are filled in the header copy only, never in the original.
+The DICOMDIR and the File IDs come from :mod:`kiosk.dicomdir_writer` (one pass over the
+headers; pydicom's FileSet is quadratic in the number of instances and re-encodes them), and
+the original bytes go under those IDs. Values a DICOMDIR record needs as Type 1 but an instance
+left empty (a Study ID, say) are filled in the header copy only (see the writer), never in
+the original.
 """
 
 from __future__ import annotations
@@ -23,34 +23,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.fileset import FileSet
 from pydicom.filewriter import write_file_meta_info
 
 from kiosk import __version__
 from kiosk.blobstore import BlobStore
 from kiosk.catalog import Catalog, InstanceRow, now_iso
+from kiosk.dicomdir_writer import layout, write_dicomdir
 from kiosk.errors import UsageError
-
-#: Type 1 values of DICOMDIR records (PS3.3 F.5) with the stand-in used when an instance has none.
-_RECORD_FALLBACKS = {
-    "PatientID": "UNKNOWN",
-    "StudyDate": "19000101",
-    "StudyTime": "000000",
-    "StudyID": "1",
-    "Modality": "OT",
-    "SeriesNumber": 1,
-    "InstanceNumber": 1,
-}
 
 
 @dataclass(frozen=True)
@@ -137,22 +123,9 @@ def _wrap_raw(ds: Dataset, row: InstanceRow) -> bytes:
     return buf.getvalue()
 
 
-def _for_record(ds: Dataset, index: int) -> Dataset:
-    for keyword, fallback in _RECORD_FALLBACKS.items():
-        value = ds.get(keyword)
-        if value is None or value == "":
-            setattr(ds, keyword, index if keyword == "InstanceNumber" else fallback)
-    return ds
-
-
-def plan_package(catalog: Catalog, store: BlobStore, case_id: str, scratch: Path, *,
+def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,
                  kiosk_id: str, encrypted: bool) -> PackagePlan:
     """Plan the package of ``case_id``.
-
-    Parameters
-    ----------
-    scratch : Path
-        A private folder on the kiosk's disk for FileSet's header-only copies; emptied after.
 
     Raises
     ------
@@ -166,32 +139,32 @@ def plan_package(catalog: Catalog, store: BlobStore, case_id: str, scratch: Path
     rows = [r for s in studies for r in catalog.manifest(s)]
     if not rows:
         raise UsageError(f"Case {case_id} has no images to export.")
-    reports = catalog.reports(case_id) if hasattr(catalog, "reports") else []
+    reports = catalog.reports(case_id)
+    uids_seen: set[str] = set()
 
-    work = Path(tempfile.mkdtemp(prefix="fileset-", dir=scratch))
+    prefixes: dict[str, bytes] = {}
+    headers: list[Dataset] = []
+    uids: list[str] = []
+    for row in rows:
+        if row.sop_instance_uid in uids_seen:
+            continue  # a second version of the same UID: see below
+        uids_seen.add(row.sop_instance_uid)
+        ds = _header(store, row)
+        if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+            prefixes[row.sop_instance_uid] = _wrap_raw(ds, row)
+        headers.append(ds)
+        uids.append(row.sop_instance_uid)
+    report_rows = {r["sop_instance_uid"]: r for r in reports if r.get("dicom_sha256")}
+    for rep in report_rows.values():
+        with store.open(rep["dicom_sha256"]) as fh:
+            headers.append(dcmread(fh, force=True))
+        uids.append(rep["sop_instance_uid"])
     try:
-        fs = FileSet()
-        fs.ID = "MEDPASS"
-        prefixes: dict[str, bytes] = {}
-        indexed: set[str] = set()
-        for i, row in enumerate(rows, start=1):
-            if row.sop_instance_uid in indexed:
-                continue  # a second version of the same UID: see below
-            indexed.add(row.sop_instance_uid)
-            ds = _header(store, row)
-            if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-                prefixes[row.sop_instance_uid] = _wrap_raw(ds, row)
-            fs.add(_for_record(ds, i))
-        report_rows = {r["sop_instance_uid"]: r for r in reports if r.get("dicom_sha256")}
-        for i, rep in enumerate(report_rows.values(), start=len(rows) + 1):
-            with store.open(rep["dicom_sha256"]) as fh:
-                fs.add(_for_record(dcmread(fh, force=True), i))
-        fs.write(work)
-        file_ids = {inst.SOPInstanceUID: Path(inst.path).relative_to(work).as_posix()
-                    for inst in fs}
-        dicomdir = (work / "DICOMDIR").read_bytes()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        ids, tree = layout(headers)
+    except ValueError as exc:
+        raise UsageError(f"Case {case_id} cannot be indexed for a DICOMDIR: {exc}") from None
+    file_ids = dict(zip(uids, ids, strict=True))
+    dicomdir = write_dicomdir(tree)
 
     files: list[PackageFile] = [PackageFile("DICOMDIR", len(dicomdir), _sha(dicomdir),
                                             "dicomdir", data=dicomdir)]

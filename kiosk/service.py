@@ -145,7 +145,7 @@ class KioskService:
         from kiosk.package import plan_package
 
         target = Path(target)
-        plan = plan_package(self.catalog, self.store, case_id, self.locations.tmp_dir,
+        plan = plan_package(self.catalog, self.store, case_id,
                             kiosk_id=self.config.kiosk_id, encrypted=encrypt)
         result = export_package(plan, self.store, target, encrypt=encrypt,
                                 split_size=split_size, on_progress=on_progress, cancel=cancel)

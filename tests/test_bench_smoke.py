@@ -1,27 +1,53 @@
-"""Smoke run of ``bench/ingest.py --quick`` so the benchmark script does not rot."""
+"""Smoke runs of the benchmark scripts (``--quick``, tiny sizes) so they do not rot."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "ingest.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.mark.skipif(not SCRIPT.exists(), reason="bench/ingest.py not present")
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.skipif(not (BENCH / "ingest.py").exists(), reason="bench/ingest.py not present")
 def test_quick_benchmark_prints_table_and_ratio(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--big", "20", "--small", "100",
-         "--settle", "0", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout
+    out = _run("ingest.py", "--big", "20", "--small", "100", "--settle", "0",
+               "--workdir", str(tmp_path))
     assert re.search(r"^tree\s+files\s+MB\s+baseline s\s+kiosk s", out, re.M), out
     assert re.search(r"ratio kiosk/baseline \(big-20, .*\): \d+\.\d+x", out), out
     assert re.search(r"(PASS|MISS)\s+peak RSS", out), out
     assert "FAIL" not in out, out
+
+
+@pytest.mark.skipif(not (BENCH / "export.py").exists(), reason="bench/export.py not present")
+@pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (p7zip-full)")
+def test_quick_export_benchmark_prints_ratio_rss_and_verifies(tmp_path: Path) -> None:
+    out = _run("export.py", "--instances", "12", "--settle", "0", "--workdir", str(tmp_path))
+    assert re.search(r"^7z a -tzip -mem=AES256 -mx=0\s+\d+\.\d+", out, re.M), out
+    assert re.search(r"^kiosk export \(process\)\s+\d+\.\d+", out, re.M), out
+    assert re.search(r"(PASS|MISS)\s+ratio kiosk export / 7z \(.*\): \d+\.\d+x", out), out
+    assert re.search(r"(PASS|MISS)\s+peak RSS of the export: \d+ MB", out), out
+    assert re.search(r"OK\s+7z t of the kiosk archive .*: Everything is Ok, 14 files", out), out
+    assert re.search(r"^\s+plan: FileSet\.write \(DICOMDIR\)\s+\d+\.\d+", out, re.M), out
+    assert re.search(r"^\s+export: read-back from the device", out, re.M), out
+    assert "FAIL" not in out, out
+
+
+@pytest.mark.skipif(not (BENCH / "zipcrypt.py").exists(), reason="bench/zipcrypt.py not present")
+@pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (p7zip-full)")
+def test_quick_zipcrypt_benchmark_prints_ratio_and_verifies(tmp_path: Path) -> None:
+    out = _run("zipcrypt.py", "--workdir", str(tmp_path))
+    assert re.search(r"ratio kiosk write \+ read-back / 7z: \d+\.\d+ .*(PASS|MISS)", out), out
+    assert re.search(r"kiosk peak RSS: \d+ MB .*(PASS|MISS)", out), out
+    assert "7z t of the kiosk archive: OK" in out, out
