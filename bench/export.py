@@ -13,8 +13,9 @@ out as in the package. Then, ``--repeat`` times and in turn:
 
 * ``7z``: ``7z a -tzip -mem=AES256 -mx=0 -p...`` over those files (page cache only: no fsync, no
   verification; what DESIGN.md §6 measured). The ``sync`` after it is timed apart, for context;
-* ``kiosk``: a fresh ``kiosk --data-dir D export CASE --to OUT --json`` process: plan (DICOMDIR
-  via FileSet), free-space check, AES-256 zip written with ``O_DIRECT`` and fsynced, README,
+* ``kiosk``: a fresh ``kiosk --data-dir D export CASE --to OUT --json`` process: plan
+  (DICOMDIR by kiosk.dicomdir_writer), free-space check, AES-256 zip written with ``O_DIRECT``
+  and fsynced, README,
   ``syncfs``, read-back from the device compared with the written hashes, rename, audit.
 
 Before each timed run the previous output is deleted, the kiosk's blobs and the plain package
@@ -22,7 +23,7 @@ are read once (both contenders start page-cached), ``sync`` runs and the machine
 for ``--settle`` seconds (DESIGN.md §6). Figures are medians; peak RSS is each child's own
 (``bench/benchlib.py``). The last kiosk archive is tested with ``7z t`` and the passphrase
 from the JSON report. Then one more kiosk export runs in a child that times its phases
-(start-up, imports, plan_package: header reads / FileSet.add / FileSet.write, zip writing,
+(start-up, imports, plan_package: header reads / layout / write_dicomdir, zip writing,
 close + syncfs, read-back, bookkeeping); ``--no-phases`` skips it.
 
 Exits 0 unless an export fails or its archive fails ``7z t``; targets print PASS/MISS.
@@ -180,8 +181,8 @@ def phases_child(data: Path, config: Path, case_id: str, out: Path) -> None:
 
     pkg.plan_package = clock.timed("plan_package", pkg.plan_package, peak=True)
     pkg._header = clock.timed(PLAN_HEADERS, pkg._header)
-    pkg.FileSet.add = clock.timed(PLAN_ADD, pkg.FileSet.add)  # type: ignore[method-assign]
-    pkg.FileSet.write = clock.timed(PLAN_WRITE, pkg.FileSet.write)  # type: ignore[method-assign]
+    pkg.layout = clock.timed(PLAN_ADD, pkg.layout)
+    pkg.write_dicomdir = clock.timed(PLAN_WRITE, pkg.write_dicomdir)
     exp.export_package = clock.timed("export_package", exp.export_package, peak=True)
     exp._free_bytes = clock.timed(EXP_CHECKS, exp._free_bytes)
     exp._claim_folder = clock.timed(EXP_CHECKS, exp._claim_folder)
@@ -200,9 +201,9 @@ def phases_child(data: Path, config: Path, case_id: str, out: Path) -> None:
 
 
 PLAN_HEADERS = "plan: header reads (dcmread, stop_before_pixels)"
-PLAN_ADD = "plan: FileSet.add (stages every header in a scratch dir)"
-PLAN_WRITE = "plan: FileSet.write (DICOMDIR)"
-PLAN_REST = "plan: rest (catalog, manifest JSON, scratch cleanup)"
+PLAN_ADD = "plan: layout (record tree, File IDs)"
+PLAN_WRITE = "plan: write_dicomdir (encode)"
+PLAN_REST = "plan: rest (catalog, manifest JSON)"
 EXP_CHECKS = "export: free space, new folder"
 EXP_WRITE = "export: zip writing (read, AES-CTR, HMAC, SHA-256, O_DIRECT)"
 EXP_CLOSE = "export:   of which close (last blocks, central dir, fsync)"
