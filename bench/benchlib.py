@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TARGET_RSS_MB = 200.0  # peak RSS of a kiosk process, any benchmark
@@ -229,3 +229,19 @@ def seven_test(seven: str, archive: Path | str, passphrase: str) -> tuple[bool, 
     ok = proc.returncode == 0 and "Everything is Ok" in proc.stdout
     m = re.search(r"^Files: (\d+)", proc.stdout, re.M)
     return ok, int(m.group(1)) if m else None
+
+
+@dataclass
+class Runs:
+    """Measurements of one contender, one value per run."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)  # other processes' CPU, in cores
+    extra: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, key: str, value: float) -> None:
+        """Record an extra per-run figure under ``key``."""
+        self.extra.setdefault(key, []).append(value)

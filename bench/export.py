@@ -38,13 +38,13 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchlib import (
     PASSPHRASE,
     TARGET_RSS_MB,
+    Runs,
     default_config,
     find_7z,
     kiosk_cmd,
@@ -62,19 +62,6 @@ from ingest import Tree, ensure_tree
 TARGET_RATIO = 1.2  # kiosk export (with read-back) / 7z a (issue 3 item 8)
 
 
-@dataclass
-class Runs:
-    """Measurements of one contender, one value per run."""
-
-    label: str
-    seconds: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
-    others: list[float] = field(default_factory=list)
-    extra: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, key: str, value: float) -> None:
-        self.extra.setdefault(key, []).append(value)
 
 
 # --- the case ---------------------------------------------------------------------------------

@@ -34,12 +34,12 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
     PASSPHRASE,
     TARGET_RSS_MB,
+    Runs,
     find_7z,
     median,
     run_child,
@@ -53,19 +53,6 @@ from benchlib import (
 TARGET_RATIO = 1.2  # whole export (write + verification) / 7z (issue 3)
 
 
-@dataclass
-class Runs:
-    """Measurements of one contender, one value per run."""
-
-    label: str
-    seconds: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
-    foreign: list[float] = field(default_factory=list)
-    extra: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, key: str, value: float) -> None:
-        self.extra.setdefault(key, []).append(value)
 
 
 def generate(src: Path, files: int, size: int) -> None:
@@ -174,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.seconds.append(seconds)
             runs.cpu.append(run.cpu)
             runs.rss_mb.append(run.rss_mb)
-            runs.foreign.append(run.others)
+            runs.others.append(run.others)
             say(f"run {i + 1} {name:13s} {seconds:6.2f} s  CPU {run.cpu:5.2f} s"
                 f"  others {run.others:.2f} cores")
 
@@ -205,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{verdict(rss < TARGET_RSS_MB)}")
     for name, ok in checked.items():
         print(f"7z t of the {name} archive: {'OK' if ok else 'FAILED'}")
-    warn_if_disturbed(x for r in contenders.values() for x in r.foreign)
+    warn_if_disturbed(x for r in contenders.values() for x in r.others)
     shutil.rmtree(out, ignore_errors=True)
     return 0 if all(checked.values()) else 1
 
