@@ -274,7 +274,7 @@ def _build(cls: type[Any], data: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(expected):
             if not isinstance(value, dict):
                 raise ConfigError(f"Setting '{name}' must be a table ([{name}]).")
-            values[f.name] = _build(expected, value, f"{name}.")
+            values[f.name] = _build(typing.cast(type[Any], expected), value, f"{name}.")
             continue
         if not _type_ok(value, expected):
             raise ConfigError(

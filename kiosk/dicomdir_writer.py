@@ -29,7 +29,7 @@ from pydicom.fileset import (  # type: ignore[attr-defined]
     _four_level_record_type,
 )
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _ITEM = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
@@ -133,7 +133,7 @@ def _encode(ds: Dataset) -> bytes:
 def write_dicomdir(root: _Node, fileset_id: str = "MEDPASS") -> bytes:
     """Encode the DICOMDIR file for a tree from :func:`layout`."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MEDIA_STORAGE_DIRECTORY
+    meta.MediaStorageSOPClassUID = UID(MEDIA_STORAGE_DIRECTORY)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     head = Dataset()

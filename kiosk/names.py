@@ -268,6 +268,7 @@ def decode_person_name(
     # A guess is justified only for 8-bit text without ISO 2022 escapes, and
     # only when the label is one Chinese software writes by mistake or the
     # declared charset does not fit the bytes at all.
+    warning: str | None
     if not raw.isascii() and b"\x1b" not in raw and (latin_like or not clean):
         guess = _guess(raw)
         if guess is not None:
@@ -275,8 +276,7 @@ def decode_person_name(
             if not latin_like:
                 declared = "\\".join(terms)
                 label = f"labelled {declared} and is not valid {declared}"
-            warning = template.format(label=label)
-            return DecodedName(guessed, display_name(guessed), warning)
+            return DecodedName(guessed, display_name(guessed), template.format(label=label))
 
     if not clean and "\ufffd" in text:
         warning = (

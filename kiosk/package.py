@@ -25,12 +25,13 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
 
 from kiosk import __version__
 from kiosk.blobstore import BlobStore
@@ -60,7 +61,7 @@ class PackageFile:
         fh = store.open(self.blob)
         if not self.prefix:
             return fh
-        return _Concat(self.prefix, fh)
+        return cast(BinaryIO, _Concat(self.prefix, fh))
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,10 @@ def _wrap_raw(ds: Dataset, row: InstanceRow) -> bytes:
     only this header is put in front of them; the manifest records that it was added.
     """
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = row.sop_class_uid
-    meta.MediaStorageSOPInstanceUID = row.sop_instance_uid
-    meta.TransferSyntaxUID = row.transfer_syntax or "1.2.840.10008.1.2"
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.8.498.1"
+    meta.MediaStorageSOPClassUID = UID(row.sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(row.sop_instance_uid)
+    meta.TransferSyntaxUID = UID(row.transfer_syntax or "1.2.840.10008.1.2")
+    meta.ImplementationClassUID = UID("1.2.826.0.1.3680043.8.498.1")
     buf = DicomBytesIO()
     buf.write(b"\0" * 128 + b"DICM")
     write_file_meta_info(buf, meta, enforce_standard=True)

@@ -37,7 +37,7 @@ def _refs(catalog: Catalog, store: BlobStore, docs: dict[str, list[dict[str, Any
         refs.add(study["manifest"])
         refs |= {row.sha256 for row in catalog.manifest(study)}
     for report in docs[REPORTS]:
-        refs |= {report.get("pdf_sha256"), report.get("dicom_sha256")} - {None}
+        refs |= {str(report[k]) for k in ("pdf_sha256", "dicom_sha256") if report.get(k)}
     for job in docs[JOBS]:
         if job.get("report"):
             refs.add(job["report"])

@@ -100,8 +100,8 @@ def _ds_str(value: float) -> str:
 
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     # Fixed implementation identity: pydicom would otherwise stamp its own
     # version string, making the bytes depend on the installed pydicom.
@@ -601,6 +601,13 @@ def _study_paths(dest: Path, layout: str, instances: int) -> Iterator[Path]:
         raise ValueError(f"unknown layout {layout!r} (use 'flat' or 'nested')")
 
 
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return tag
+
+
 class _SplicedWriter:
     """Writes instances that differ from a template in a few elements only.
 
@@ -616,7 +623,7 @@ class _SplicedWriter:
         self.ds = ds
         self.enabled = True
         self.charset = ds.get("SpecificCharacterSet", "ISO_IR 6")
-        self.tags = sorted(Tag(tag_for_keyword(kw)) for kw in varying)
+        self.tags = sorted(Tag(_tag(kw)) for kw in varying)
         pixel_tag = Tag(0x7FE00010)
         if max(ds.keys()) != pixel_tag:
             raise ValueError("PixelData must be the last element of the template")
@@ -658,7 +665,7 @@ class _SplicedWriter:
     def write(self, path: Path, pixels: np.ndarray) -> None:
         with open(path, "wb") as fp:
             fp.write(self._header(pixels.nbytes))
-            fp.write(memoryview(np.ascontiguousarray(pixels)).cast("B"))
+            fp.write(np.ascontiguousarray(pixels).data.cast("B"))
 
 
 def write_study(

@@ -267,7 +267,7 @@ class _WinZipCtr:
         blocks = max_len // 16 + 2  # a piece not starting on a block border spans one more
         self._base = np.arange(blocks, dtype="<u8")
         self._counters = np.zeros((blocks, 2), dtype="<u8")
-        self._counter_bytes = memoryview(self._counters.reshape(-1).view(np.uint8))
+        self._counter_bytes = self._counters.reshape(-1).view(np.uint8).data
         self._keystream = bytearray(blocks * 16 + 16)  # update_into wants len + 15
         self._keystream_mv = memoryview(self._keystream)
         self._keystream_np = np.frombuffer(self._keystream, dtype=np.uint8)
