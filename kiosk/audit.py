@@ -1,8 +1,8 @@
 """Append-only audit trail: one JSON line per event, each carrying the hash of the one before.
 
 Appending a line is O(1) (a tinydb table would rewrite the whole database per event). Entries
-hold ids and hashes, never images or names. Verification of the chain comes with the
-privacy/security work; the format is fixed here so nothing needs migrating then.
+hold ids and hashes, never images or names. :func:`verify_trail` (``kiosk audit verify``) finds
+an edited, inserted or deleted entry and says which.
 """
 
 from __future__ import annotations
@@ -66,3 +66,32 @@ class AuditLog:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text("utf-8").splitlines() if line]
+
+
+def verify_trail(path: Path) -> list[str]:
+    """Check the whole chain; return one sentence per problem (empty: intact).
+
+    An edited entry no longer matches its own hash; an inserted or deleted entry breaks the
+    ``prev`` link and the sequence numbers after it. Each problem names the line and ``seq``.
+    """
+    if not path.exists():
+        return []
+    problems: list[str] = []
+    prev, expected_seq = GENESIS, 1
+    for lineno, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            seq, stored = int(entry["seq"]), str(entry["hash"])
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"line {lineno}: not a readable audit entry (torn or edited)")
+            prev, expected_seq = hashlib.sha256(line).hexdigest(), expected_seq + 1
+            continue
+        if entry_hash(entry) != stored:
+            problems.append(f"line {lineno} (seq {seq}): entry was edited after it was written")
+        if entry.get("prev") != prev:
+            problems.append(f"line {lineno} (seq {seq}): does not follow the entry before it "
+                            "(an entry was inserted or deleted here)")
+        if seq != expected_seq:
+            problems.append(f"line {lineno}: seq {seq} where {expected_seq} was expected")
+        prev, expected_seq = stored, seq + 1
+    return problems

@@ -251,12 +251,18 @@ class _ExportProgressPrinter:
         self.stream.flush()
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_args: argparse.Namespace) -> int:
-        print(f"kiosk {name}: not available yet in this version.", file=sys.stderr)
-        return EXIT_USAGE
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``kiosk audit verify``: 0 when the chain is intact, 4 with each problem on stderr."""
+    from kiosk.audit import verify_trail
 
-    return run
+    service = _service(args)
+    problems = verify_trail(service.locations.audit_file)
+    for problem in problems:
+        print(f"kiosk audit verify: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_VERIFY
+    print(f"Audit trail intact: {len(service.audit.entries())} entries.")
+    return EXIT_OK
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -280,7 +286,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sync": _lazy("kiosk.cli_sync", "cmd_sync"),
     "watch": _lazy("kiosk.cli_media", "cmd_watch"),
     "link": _lazy("kiosk.cli_link", "cmd_link"),
-    "audit": _not_yet("audit verify"),
+    "audit": cmd_audit,
     "doctor": _lazy("kiosk.cli_media", "cmd_doctor"),
 }
 

@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import json_report, make_instance
 
 Run = Callable[..., tuple[int, str, str]]
@@ -70,12 +68,6 @@ def test_a_bad_config_exits_2_naming_the_key(run_cli: Run, tmp_path: Path) -> No
     cfg.write_text("[import]\nworkerz = 3\n")
     code, out, err = run_cli("--config", str(cfg), "cases")
     assert code == 2 and out == "" and "import.workerz" in err
-
-
-@pytest.mark.parametrize("args", [["audit", "verify"]])
-def test_later_commands_say_they_are_not_available_yet(run_cli: Run, args: list[str]) -> None:
-    code, out, err = run_cli(*args)
-    assert code == 2 and out == "" and "not available yet" in err
 
 
 def test_usage_errors_exit_2(run_cli: Run) -> None:
