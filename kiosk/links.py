@@ -104,7 +104,30 @@ def _check_studies(study_uids: Sequence[str]) -> tuple[str, ...]:
     return tuple(study_uids)
 
 
-class KioskTokenMinter:
+class _Minter:
+    """What both minters share: the checks, the expiry, the token id and the URL."""
+
+    kind: str
+    template: str
+    expiry_days: int
+
+    def mint(self, case_id: str, study_uids: Sequence[str], *,
+             now: datetime | None = None) -> Link:
+        """Return a new link granting ``study_uids`` (see :class:`LinkMinter`)."""
+        studies = _check_studies(study_uids)
+        now = now or datetime.now(UTC)
+        expires = expiry_after(now, self.expiry_days)
+        token_id = new_token_id()
+        token = self._sign(case_id, studies, now, expires, token_id)
+        return Link(url=_fill(self.template, token, studies), token=token, token_id=token_id,
+                    kind=self.kind, case_id=case_id, study_uids=studies, expires=expires)
+
+    def _sign(self, case_id: str, studies: tuple[str, ...], now: datetime, expires: datetime,
+              token_id: str) -> str:
+        raise NotImplementedError
+
+
+class KioskTokenMinter(_Minter):
     """The kiosk's own Ed25519-signed token.
 
     Parameters
@@ -128,21 +151,14 @@ class KioskTokenMinter:
         self.template = template
         self.expiry_days = expiry_days
 
-    def mint(self, case_id: str, study_uids: Sequence[str], *,
-             now: datetime | None = None) -> Link:
-        """Return a new link granting ``study_uids`` (see :class:`LinkMinter`)."""
-        studies = _check_studies(study_uids)
-        now = now or datetime.now(UTC)
-        expires = expiry_after(now, self.expiry_days)
-        token_id = new_token_id()
+    def _sign(self, case_id: str, studies: tuple[str, ...], now: datetime, expires: datetime,
+              token_id: str) -> str:
         claims = {"iss": self.kiosk_id, "jti": token_id, "iat": int(now.timestamp()),
                   "exp": int(expires.timestamp()), "case": case_id, "studies": list(studies)}
-        token = jwt_tokens.sign(claims, self._private_pem, jwt_tokens.EDDSA)
-        return Link(url=_fill(self.template, token, studies), token=token, token_id=token_id,
-                    kind=self.kind, case_id=case_id, study_uids=studies, expires=expires)
+        return jwt_tokens.sign(claims, self._private_pem, jwt_tokens.EDDSA)
 
 
-class OrthancShareMinter:
+class OrthancShareMinter(_Minter):
     """orthanc-auth-service share tokens (HS256, shared secret).
 
     Parameters
@@ -165,13 +181,8 @@ class OrthancShareMinter:
         self.template = template
         self.expiry_days = expiry_days
 
-    def mint(self, case_id: str, study_uids: Sequence[str], *,
-             now: datetime | None = None) -> Link:
-        """Return a new link granting ``study_uids`` (see :class:`LinkMinter`)."""
-        studies = _check_studies(study_uids)
-        now = now or datetime.now(UTC)
-        expires = expiry_after(now, self.expiry_days)
-        token_id = new_token_id()
+    def _sign(self, case_id: str, studies: tuple[str, ...], now: datetime, expires: datetime,
+              token_id: str) -> str:
         # Exactly the TokenCreationRequest fields the service validates; it parses
         # expiration_date with pydantic and compares it with an aware UTC "now".
         claims = {
@@ -180,9 +191,7 @@ class OrthancShareMinter:
             "type": self.token_type,
             "expiration_date": expires.astimezone(UTC).isoformat(),
         }
-        token = jwt_tokens.sign(claims, self._secret, jwt_tokens.HS256)
-        return Link(url=_fill(self.template, token, studies), token=token, token_id=token_id,
-                    kind=self.kind, case_id=case_id, study_uids=studies, expires=expires)
+        return jwt_tokens.sign(claims, self._secret, jwt_tokens.HS256)
 
 
 @dataclass(frozen=True)
