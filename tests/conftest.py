@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,15 @@ def json_report(stdout: str) -> dict[str, Any]:
     obj = json.loads(stdout)
     assert isinstance(obj, dict)
     return obj
+
+
+@pytest.fixture
+def small_stick(tmp_path: Path) -> Iterator[Path]:
+    """A real 3 MiB filesystem (tmpfs, needs root) standing in for a nearly full stick."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

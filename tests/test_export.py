@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,18 +156,6 @@ def test_a_stick_without_enough_space_is_refused_before_writing(
     with pytest.raises(StickFullError, match=r"needs \d+ MB"):
         service.export_case(case, stick)
     assert list(stick.iterdir()) == []
-
-
-@pytest.fixture
-def small_stick(tmp_path: Path) -> Iterator[Path]:
-    """A real 3 MiB filesystem (tmpfs) standing in for a nearly full stick."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @needs_root

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -514,39 +513,27 @@ def test_write_errors_surface_with_their_errno_and_abort_cleans_up(
     assert _snapshot(lived_in_stick) == before
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB filesystem (tmpfs) standing in for a nearly full stick."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 @needs_root
-def test_a_full_filesystem_raises_enospc_and_leaves_the_patients_files(small_fs: Path) -> None:
-    (small_fs / "mine.txt").write_bytes(b"patient's own file")
+def test_a_full_filesystem_raises_enospc_and_leaves_the_patients_files(small_stick: Path) -> None:
+    (small_stick / "mine.txt").write_bytes(b"patient's own file")
     with (
         pytest.raises(OSError) as err,
-        AesZipWriter(small_fs, "PATIENT", PASS, chunk_size=1 << 16) as writer,
+        AesZipWriter(small_stick, "PATIENT", PASS, chunk_size=1 << 16) as writer,
     ):
         writer.add_bytes("BIG", os.urandom(4 << 20))
         writer.close()
     assert err.value.errno == errno.ENOSPC
-    assert sorted(p.name for p in small_fs.iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in small_stick.iterdir()) == ["mine.txt"]
 
 
 @needs_root
-def test_a_read_only_filesystem_raises_erofs(small_fs: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
-    with pytest.raises(OSError) as err, AesZipWriter(small_fs, "PATIENT", PASS) as writer:
+def test_a_read_only_filesystem_raises_erofs(small_stick: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_stick)], check=True)
+    with pytest.raises(OSError) as err, AesZipWriter(small_stick, "PATIENT", PASS) as writer:
         writer.add_bytes("A", b"a")
         writer.close()
     assert err.value.errno == errno.EROFS
-    assert list(small_fs.iterdir()) == []
+    assert list(small_stick.iterdir()) == []
 
 
 # --- internals worth pinning ----------------------------------------------------------------------
