@@ -8,12 +8,17 @@ and a :class:`~kiosk.media.Mounter`. It adds what the watcher does not know:
   (its mount lazily detached) as soon as the watcher reports it gone;
 * the rule that a source is never written to: a medium whose role is ``source`` cannot be
   mounted as a target unless the coordinator changed its role first.
+
+The UI polls from one thread while imports and exports open and release media from workers,
+so the two tables are guarded by a lock; it is never held while the mounter works (a mount or
+an eject can take seconds).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +73,7 @@ class MediaDesk:
         self._overrides: dict[str, tuple[Medium, Role]] = {}
         #: Media opened or mounted through this desk, as they were when opened.
         self._in_use: dict[str, Medium] = {}
+        self._lock = threading.Lock()
 
     def fileno(self) -> int:
         """The watcher's descriptor, for ``select``."""
@@ -82,8 +88,9 @@ class MediaDesk:
         for event in self.watcher.poll(timeout):
             medium = event.medium
             if event.action is MediaAction.REMOVE:
-                self._overrides.pop(medium.device, None)
-                opened = self._in_use.pop(medium.device, None)
+                with self._lock:
+                    self._overrides.pop(medium.device, None)
+                    opened = self._in_use.pop(medium.device, None)
                 if opened is not None:
                     self.mounter.forget(opened)
                     log.warning("%s was removed while in use; its mount was cleaned up",
@@ -117,14 +124,16 @@ class MediaDesk:
             A ``change`` event with the medium as it is now seen.
         """
         medium = self.get(device)
-        self._overrides[device] = (medium, role)
+        with self._lock:
+            self._overrides[device] = (medium, role)
         return MediaEvent(MediaAction.CHANGE, self._apply(medium))
 
     def open_source(self, device: str) -> Source:
         """Open the medium read-only for an import; :meth:`release` it afterwards."""
         medium = self.get(device)
         source = self.mounter.open_source(medium)
-        self._in_use[device] = medium
+        with self._lock:
+            self._in_use[device] = medium
         return source
 
     @contextlib.contextmanager
@@ -151,12 +160,14 @@ class MediaDesk:
                              "hospital medium and never writes to it. If it really is the "
                              "patient's stick, set its role to target first.")
         path = self.mounter.mount_target(medium)
-        self._in_use[device] = medium
+        with self._lock:
+            self._in_use[device] = medium
         return path
 
     def release(self, device: str) -> None:
         """Close and unmount the medium at ``device`` (it stays inserted)."""
-        opened = self._in_use.pop(device, None)
+        with self._lock:
+            opened = self._in_use.pop(device, None)
         if opened is None:
             return
         if any(m.device == device and m.same_medium(opened) for m in self.watcher.present()):
@@ -167,7 +178,8 @@ class MediaDesk:
     def eject(self, device: str) -> None:
         """Unmount, then eject the disc or stop the stick so it can be pulled."""
         medium = self.get(device)
-        self._in_use.pop(device, None)
+        with self._lock:
+            self._in_use.pop(device, None)
         self.mounter.eject(medium)
 
     def cleanup_stale(self) -> list[str]:
@@ -180,13 +192,16 @@ class MediaDesk:
 
     def close(self) -> None:
         """Release everything still open and stop watching."""
-        for device in sorted(self._in_use):
+        with self._lock:
+            devices = sorted(self._in_use)
+        for device in devices:
             with contextlib.suppress(KioskError, OSError):
                 self.release(device)
         self.watcher.close()
 
     def _apply(self, medium: Medium) -> Medium:
-        override = self._overrides.get(medium.device)
+        with self._lock:
+            override = self._overrides.get(medium.device)
         if override is None or not override[0].same_medium(medium):
             return medium
         return medium.with_role(override[1], "set by the coordinator")

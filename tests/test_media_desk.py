@@ -192,3 +192,40 @@ def _wait(desk: MediaDesk, device: str, action: MediaAction, within: float = 2.0
             if event.medium.device == device and event.action is action:
                 return event.medium
     raise AssertionError(f"no {action.value} of {device} within {within} s: {seen}")
+
+
+def test_workers_opening_and_releasing_while_the_ui_polls_and_closes_never_trip_over_each_other(
+        desk: MediaDesk, fake: FakeMediaWatcher, tmp_path: Path) -> None:
+    import threading
+
+    media = []
+    for i in range(4):
+        write_study(tmp_path / f"CD{i}", instances=1, rows=16, columns=16)
+        media.append(fake.insert(tmp_path / f"CD{i}", kind=MediumKind.OPTICAL))
+    desk.poll(0)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker(device: str) -> None:
+        try:
+            while not stop.is_set():
+                desk.open_source(device)
+                desk.release(device)
+        except BaseException as exc:  # noqa: BLE001 - any failure in a worker fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(m.device,)) for m in media]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        desk.poll(0)
+        desk.present()
+    stop.set()
+    for t in threads:
+        t.join(5)
+    desk.close()  # releases whatever a worker left open, iterating a stable copy
+
+    assert errors == []
+    assert isinstance(desk.mounter, FakeMounter)
+    assert set(desk.mounter.released) == {m.device for m in media}
