@@ -18,6 +18,7 @@ from kiosk.links import KioskTokenMinter, LinkMinter, LinkVerifier, OrthancShare
 from kiosk.locations import Locations, default_config_file, default_data_dir
 from kiosk.outbox import Outbox
 from kiosk.reports import ReportMerger
+from kiosk.scan_limits import ScanLimits
 from kiosk.service import KioskService
 from kiosk.signing_key import load_or_create, read_public_key
 from kiosk.sync import Syncer, credentials_fingerprint
@@ -61,6 +62,7 @@ def build_service(config_file: str | Path | None = None, data_dir: str | Path | 
         workers=config.import_.workers,
         read_retries=config.import_.read_retries,
         sync_batch_bytes=config.import_.sync_batch_bytes,
+        limits=ScanLimits.from_settings(config.import_),
     ))
     audit = AuditLog(locations.audit_file, config.kiosk_id)
     service = KioskService(config, locations, catalog, store, audit, importer,
@@ -69,6 +71,7 @@ def build_service(config_file: str | Path | None = None, data_dir: str | Path | 
                            syncer=build_syncer(config, locations, catalog, store, audit,
                                                build_cloud(config)))
     service.recover()
+    service.migrate_config_pin()  # the old plain ui.admin_pin becomes a hash, once
     return service
 
 

@@ -16,11 +16,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kiosk import __version__
 from kiosk.errors import KioskError
-from kiosk.importer import ImportProgress
+from kiosk.scan_limits import format_bytes
+
+if TYPE_CHECKING:  # kiosk.importer loads pydicom: `kiosk export` starts work before that
+    from kiosk.importer import ImportProgress
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING, EXIT_VERIFY = 0, 2, 3, 4
 
@@ -74,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revoked", help="revocation list file; default: link.revocation_list")
     p = add("audit", "the audit trail")
     p.add_argument("action", choices=["verify"])
+    p = add("pin", "the coordinator PIN: set it (typed twice, or from stdin), or its status")
+    p.add_argument("action", choices=["set", "status"])
+    p.add_argument("--json", action="store_true")
+    p = add("retention", "purge cases delivered and uploaded more than retention.days ago")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be purged")
+    p.add_argument("--json", action="store_true")
     add("doctor", "check udev, mounts, printer, disk space, cloud reachability")
     return parser
 
@@ -148,6 +157,14 @@ def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {r['path']}: {r['reason']}\n")
     if report["ignored"]:
         out.write(f"Ignored:   {len(report['ignored'])} file(s) that are not DICOM\n")
+    limits = report.get("limits") or {}
+    if limits.get("too_deep"):
+        out.write(f"Limit:     {limits['too_deep']} folder(s) nested more than "
+                  f"{limits['max_depth']} deep were not searched (import.max_depth)\n")
+    if limits.get("too_large"):
+        out.write(f"Limit:     {limits['too_large']} DICOM file(s) larger than "
+                  f"{format_bytes(limits['max_file_bytes'])} were not copied "
+                  "(import.max_file_bytes)\n")
     for problem in report["verification"]["problems"][:20]:
         out.write(f"PROBLEM:   {problem['path']}: {problem['problem']}\n")
     for w in report["warnings"]:
@@ -217,9 +234,18 @@ def cmd_desk(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``kiosk export``: write, verify and report the patient package."""
-    service = _service(args)
+    from kiosk.export import start_keys
+
+    # First: the entry keys (PBKDF2, ~1 ms per file) are derived while the rest loads.
+    keys = start_keys(not args.no_encryption)
+    try:
+        service = _service(args)
+    except BaseException:
+        if keys is not None:
+            keys.close()
+        raise
     report = service.export_case(args.case_id, args.to, encrypt=not args.no_encryption,
-                                 on_progress=_ExportProgressPrinter(sys.stderr))
+                                 on_progress=_ExportProgressPrinter(sys.stderr), keys=keys)
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -287,6 +313,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "watch": _lazy("kiosk.cli_media", "cmd_watch"),
     "link": _lazy("kiosk.cli_link", "cmd_link"),
     "audit": cmd_audit,
+    "pin": _lazy("kiosk.cli_security", "cmd_pin"),
+    "retention": _lazy("kiosk.cli_security", "cmd_retention"),
     "doctor": _lazy("kiosk.cli_media", "cmd_doctor"),
 }
 

@@ -33,12 +33,38 @@ class ImportSettings:
     read_retries: int = 3
     #: Bytes written between two filesystem syncs (each sync makes a batch of blobs durable).
     sync_batch_bytes: int = 256 * 1024 * 1024
+    # Limits on one scan of an untrusted medium (kiosk/scan_limits.py): files and seconds stop
+    # the scan (what was read is kept, the import is reported incomplete); depth and size skip
+    # the folder or file with a reason.
+    #: Files on one medium. A full DVD of 512 KiB CT slices holds ~9,000 files and a DVD of the
+    #: smallest real instances ~100,000; twice that still keeps the import's per-file records
+    #: (a few hundred bytes each) under ~100 MB on a Pi, where millions would not fit.
+    max_files: int = 200_000
+    #: Folders a file may be nested in. PDI file-sets are 4 deep (patient/study/series/image)
+    #: and viewers on the disc add a few; ISO9660 allows 8. Far deeper is a hostile tree, and
+    #: its paths soon no longer fit in PATH_MAX.
+    max_depth: int = 32
+    #: Bytes of one file. The largest real objects (enhanced multi-frame CT/MR, tomosynthesis,
+    #: ultrasound cine) are 0.1-2 GB, and native pixel data cannot pass 4 GiB (a 32-bit length);
+    #: a larger file is staged whole on the kiosk's own card before it is even parsed.
+    max_file_bytes: int = 4 * 1024**3
+    #: Seconds for one scan (listing and copying). A full dual-layer DVD (8.5 GB) at the 4x
+    #: (5.5 MB/s) of a cheap USB drive takes ~26 minutes; a disc slower than that is usually
+    #: scratched, and better cleaned and imported again than left blocking the desk.
+    max_seconds: int = 30 * 60
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
         _require(1 <= self.workers <= 16, "import.workers", "must be between 1 and 16")
         _require(0 <= self.read_retries <= 20, "import.read_retries", "must be between 0 and 20")
         _require(self.sync_batch_bytes >= 1 << 20, "import.sync_batch_bytes", "must be >= 1 MiB")
+        _require(1 <= self.max_files <= 10_000_000, "import.max_files",
+                 "must be between 1 and 10000000")
+        # 128: the deepest tree the ISO reader indexes (kiosk/iso.py) and the folder walk allows.
+        _require(1 <= self.max_depth <= 128, "import.max_depth", "must be between 1 and 128")
+        _require(self.max_file_bytes >= 1 << 20, "import.max_file_bytes", "must be >= 1 MiB")
+        _require(10 <= self.max_seconds <= 86400, "import.max_seconds",
+                 "must be between 10 and 86400")
 
 
 @dataclass(frozen=True)
@@ -193,12 +219,27 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long a finished case stays on the kiosk (``kiosk retention`` and the desk app)."""
+
+    #: Days after a case was both delivered (verified export) and uploaded before it is purged
+    #: automatically; 0 turns automatic purging off. Cases not uploaded are never purged.
+    days: int = 14
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        _require(0 <= self.days <= 3650, "retention.days",
+                 "must be between 0 (never purge automatically) and 3650")
+
+
+@dataclass(frozen=True)
 class UiSettings:
     """The desk UI (``kiosk`` and ``kiosk demo``)."""
 
     #: Language of the desk UI at start (F2 switches): "en" or "zh".
     language: str = "en"
-    #: PIN for the Admin screen; "" locks Admin (the security issue replaces this with a hash).
+    #: Deprecated: the coordinator PIN is stored hashed (``kiosk pin set``). A PIN here is
+    #: hashed into the data directory on the first start without one; then remove it.
     admin_pin: str = ""
     #: Seconds without a key press before a patient's screens are cleared (back to Home).
     idle_seconds: int = 180
@@ -231,6 +272,7 @@ class Config:
     link: LinkSettings = field(default_factory=LinkSettings)
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
@@ -241,6 +283,7 @@ class Config:
         self.link.validate()
         self.printer.validate()
         self.ui.validate()
+        self.retention.validate()
 
 
 #: TOML table names that differ from the Python field names (``import`` is a keyword).

@@ -54,11 +54,15 @@ def remove_stale_temps(directory: Path, older_than: float = 600.0) -> int:
     return removed
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically and durably."""
+def write_atomic(target: Path, data: bytes, *, mode: int = 0o666) -> None:
+    """Replace ``target`` with ``data`` atomically and durably.
+
+    ``mode`` (before the umask) is set when the temp file is created, so a private file
+    (``0o600``) is never readable by others, not even for a moment.
+    """
     tmp = temp_name(target)
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

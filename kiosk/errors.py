@@ -131,3 +131,18 @@ class MediaError(KioskError):
 
     default_title = "Media problem"
     exit_code = 1
+
+
+class PinError(KioskError):
+    """A coordinator PIN that cannot be used (wrong format, too easy to guess, or unset).
+
+    ``reason`` is a short code (``digits``, ``same``, ``sequence``, ``unset``) the desk UI
+    shows in its own words in both languages.
+    """
+
+    default_title = "Coordinator PIN"
+    exit_code = 2
+
+    def __init__(self, text: str, *, reason: str = "") -> None:
+        super().__init__(text)
+        self.reason = reason

@@ -9,6 +9,7 @@ Layout under the data directory::
     inbox/            office inbox: translated reports dropped here
     logs/             log files
     keys/link-ed25519.pem   this kiosk's link-signing key (private, mode 0600)
+    keys/coordinator-pin.json   the coordinator PIN as a scrypt hash, and its lockout (0600)
     link/revoked.txt  revoked link tokens and kiosks (one per line)
 """
 
@@ -84,6 +85,11 @@ class Locations:
     def link_key_file(self) -> Path:
         """The Ed25519 key that signs this kiosk's link tokens; made on first start."""
         return self.keys_dir / "link-ed25519.pem"
+
+    @property
+    def pin_file(self) -> Path:
+        """The coordinator PIN (scrypt hash, salt, lockout state); mode 0600."""
+        return self.keys_dir / "coordinator-pin.json"
 
     @property
     def revocation_file(self) -> Path:

@@ -7,7 +7,9 @@ back through callbacks (the UI turns them into messages from its worker threads)
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +24,10 @@ from kiosk.errors import PrinterError, UsageError
 from kiosk.importer import Importer, ProgressCallback
 from kiosk.links import Link, TokenClaims
 from kiosk.locations import Locations
-from kiosk.purge import PurgeResult, purge_case
+from kiosk.pin import PinCheck, PinStatus, PinStore
+from kiosk.purge import PurgeResult, UploadState, purge_case, report_staging_prefix, upload_state
 from kiosk.reports import IncomingReport
+from kiosk.retention import CaseRetention, review_cases
 from kiosk.slip import Slip
 from kiosk.sources import Source, open_source
 from kiosk.sync import Syncer, SyncReport, SyncStatus
@@ -34,6 +38,18 @@ if TYPE_CHECKING:
     from kiosk.export import ExportProgress
     from kiosk.media_desk import MediaDesk
     from kiosk.printer import PrintReport, ReceiptPrinter
+    from kiosk.zipcrypt import KeySupply
+
+log = logging.getLogger(__name__)
+
+#: What the coordinator PIN is asked for: Admin, and each override of a safety check.
+PIN_PURPOSES = ("admin", "unencrypted_export", "force_purge", "keep_patients")
+
+
+def _label_digest(label: str | None) -> str | None:
+    """A medium's label for the audit trail: hashed, since hospitals sometimes write the
+    patient's name on it (entries hold ids and hashes only)."""
+    return hashlib.sha256(label.encode()).hexdigest()[:16] if label else None
 
 
 class KioskService:
@@ -47,7 +63,7 @@ class KioskService:
                  store: BlobStore, audit: AuditLog, importer: Importer, *,
                  links: CaseLinks | None = None,
                  printer_factory: Callable[[], ReceiptPrinter] | None = None,
-                 syncer: Syncer | None = None) -> None:
+                 syncer: Syncer | None = None, pins: PinStore | None = None) -> None:
         self.config = config
         self.locations = locations
         self.catalog = catalog
@@ -60,6 +76,10 @@ class KioskService:
         self._printer: ReceiptPrinter | None = None
         self._syncer = syncer
         self._sync_loop: SyncLoop | None = None
+        #: The coordinator PIN (tests give it a fake clock).
+        self.pins = pins or PinStore(locations.pin_file)
+        #: Seconds since the epoch, for retention (tests pass a fake clock).
+        self.clock: Callable[[], float] = time.time
 
     def recover(self) -> list[str]:
         """After a crash: mark dead jobs interrupted and drop their staging folders."""
@@ -94,8 +114,8 @@ class KioskService:
         report = self.importer.run(source, case_id=case_id, on_progress=on_progress,
                                    cancel=cancel)
         self.audit.append("import", job_id=report["job_id"], case_id=report["case_id"],
-                          source_label=source.label, instances=report["instances"],
-                          complete=report["complete"])
+                          source_label_sha256=_label_digest(source.label),
+                          instances=report["instances"], complete=report["complete"])
         return report
 
     def import_medium(self, device: str, *, case_id: str | None = None,
@@ -121,17 +141,21 @@ class KioskService:
             report = self.import_source(source, case_id=case_id, on_progress=on_progress,
                                         cancel=cancel)
         # Which physical medium the images came from (vendor, model, serial, label, size).
+        described = medium.to_json() | {"label": _label_digest(medium.label)}
         self.audit.append("import_medium", job_id=report["job_id"], case_id=report["case_id"],
-                          medium=medium.to_json())
+                          medium=described)
         return report
 
     def export_case(self, case_id: str, target: str | Path, *, encrypt: bool = True,
                     split_size: int | None = None,
                     on_progress: Callable[[ExportProgress], None] | None = None,
-                    cancel: threading.Event | None = None) -> dict[str, Any]:
+                    cancel: threading.Event | None = None,
+                    keys: KeySupply | None = None) -> dict[str, Any]:
         """Write the patient package of ``case_id`` to ``target`` and verify it.
 
         Returns the export report (DESIGN.md §4); the passphrase is in it and nowhere else.
+        ``keys`` (:func:`kiosk.export.start_keys`, made as early as possible) carries the
+        passphrase; by default it is made here, before the package is planned.
 
         Raises
         ------
@@ -141,13 +165,20 @@ class KioskService:
             The stick is full, read-only, removed, or the read-back failed.
         """
         # Imported here: packaging pulls in the AES and FileSet machinery an import never needs.
-        from kiosk.export import export_package, export_summary
+        from kiosk.export import export_package, export_summary, start_keys
         from kiosk.package import plan_package
 
         target = Path(target)
-        plan = plan_package(self.catalog, self.store, case_id,
-                            kiosk_id=self.config.kiosk_id, encrypted=encrypt)
-        result = export_package(plan, self.store, target, encrypt=encrypt,
+        if keys is None:
+            keys = start_keys(encrypt)  # entry keys are derived while the package is planned
+        try:
+            plan = plan_package(self.catalog, self.store, case_id,
+                                kiosk_id=self.config.kiosk_id, encrypted=encrypt)
+        except BaseException:
+            if keys is not None:
+                keys.close()
+            raise
+        result = export_package(plan, self.store, target, encrypt=encrypt, keys=keys,
                                 split_size=split_size, on_progress=on_progress, cancel=cancel)
         self.catalog.record_export(case_id, {
             "time": now_iso(), "encrypted": encrypt, "folder": result.folder.name,
@@ -157,19 +188,58 @@ class KioskService:
                           manifest_sha256=plan.files[-1].sha256)
         return export_summary(result, case_id, target, link=self.case_link(case_id).url)
 
-    def purge_case(self, case_id: str, *, force: bool = False) -> PurgeResult:
-        """Delete a case and every blob only it used; audited.
+    def purge_case(self, case_id: str, *, force: bool = False,
+                   reason: str = "coordinator") -> PurgeResult:
+        """Delete a case, every blob only it used and its leftover copies; audited.
+
+        ``reason`` goes into the audit entry: ``coordinator`` (Admin, the CLI) or
+        ``retention``.
 
         Raises
         ------
         UsageError
-            No such case, or not uploaded yet and ``force`` is false (the caller confirms).
+            No such case, an import into it is running, or not uploaded yet and ``force`` is
+            false (the caller confirms; the desk asks for the coordinator PIN).
         """
-        result = purge_case(self.catalog, self.store, case_id, force=force)
-        self.audit.append("purge", case_id=case_id, forced=force and not result.uploaded,
-                          uploaded=result.uploaded, studies=result.studies,
-                          blobs_deleted=result.blobs_deleted)
+        result = purge_case(self.catalog, self.store, case_id, force=force,
+                            locations=self.locations)
+        self.audit.append("purge", case_id=case_id, reason=reason,
+                          forced=force and not result.uploaded, uploaded=result.uploaded,
+                          studies=result.studies, blobs_deleted=result.blobs_deleted,
+                          temps_removed=result.temps_removed,
+                          inbox_removed=result.inbox_removed)
         return result
+
+    def upload_state(self, case_id: str) -> UploadState:
+        """Whether everything of ``case_id`` is on the office's server (see :mod:`kiosk.purge`)."""
+        return upload_state(self.catalog, self.store, case_id)
+
+    # --- retention -------------------------------------------------------------------------
+
+    def retention_review(self) -> list[CaseRetention]:
+        """Every case's retention verdict now (``retention.days``; nothing is changed)."""
+        return review_cases(self.catalog, self.store, self.config.retention.days, self.clock())
+
+    def run_retention(self, *, dry_run: bool = False) -> list[CaseRetention]:
+        """Purge every case due under ``retention.days``; return those purged (or due).
+
+        Only cases delivered **and** uploaded qualify, so nothing here ever needs ``force``:
+        a case that is not uploaded (re-checked inside the purge) is skipped, not forced.
+        Each purge is audited with ``reason="retention"``. Safe to run from a timer beside the
+        desk app: purging takes the database lock.
+        """
+        due = [v for v in self.retention_review() if v.purge]
+        if dry_run:
+            return due
+        purged = []
+        for verdict in due:
+            try:
+                self.purge_case(verdict.case_id, reason="retention")
+            except UsageError as exc:  # uploaded state changed, purged meanwhile, import running
+                log.info("retention: %s kept: %s", verdict.case_id, exc.text)
+                continue
+            purged.append(verdict)
+        return purged
 
     def case_summaries(self) -> list[dict[str, Any]]:
         """One summary per case, newest first."""
@@ -475,7 +545,8 @@ class KioskService:
         if len(data) > MAX_PDF_BYTES:
             raise UsageError(f"{path} is too large to be a report.")
         # attach_report reads a file: stage the bytes privately under the kiosk's tmp folder.
-        folder = Path(tempfile.mkdtemp(prefix="report-", dir=self.locations.tmp_dir))
+        folder = Path(tempfile.mkdtemp(prefix=report_staging_prefix(case_id),
+                                       dir=self.locations.tmp_dir))
         try:
             staged = folder / Path(path).name
             staged.write_bytes(data)
@@ -509,9 +580,72 @@ class KioskService:
         return {"needed": needed, "free": free, "others": others, "enough": free >= needed,
                 "instances": sum(s["instances"] for s in detail["studies"])}
 
-    def record_admin_login(self, ok: bool) -> None:
-        """Audit an Admin PIN attempt (the security issue adds lockout and a hashed PIN)."""
-        self.audit.append("admin_login", ok=ok)
+    # --- the coordinator PIN ------------------------------------------------------------------
+
+    def pin_status(self) -> PinStatus:
+        """Whether a coordinator PIN is set, and the lockout (never the PIN)."""
+        return self.pins.status()
+
+    def set_pin(self, pin: str, *, source: str, allow_weak: bool = False) -> None:
+        """Store a new coordinator PIN (hashed) and audit that it changed (not the PIN).
+
+        ``source`` says who set it: ``ui`` (first start), ``admin``, ``cli``, ``config``
+        (migrated from ``ui.admin_pin``) or ``demo``.
+
+        Raises
+        ------
+        PinError
+            Not 4-12 digits, or too easy to guess (unless ``allow_weak``).
+        """
+        replaced = self.pins.is_set()
+        self.pins.set(pin, allow_weak=allow_weak)
+        self.audit.append("pin_set", source=source, replaced=replaced)
+
+    def check_pin(self, pin: str, purpose: str, *, case_id: str | None = None) -> PinCheck:
+        """Check a typed coordinator PIN for ``purpose`` (one of :data:`PIN_PURPOSES`).
+
+        Every attempt is audited as ``admin_login`` with ``ok``, the purpose and, for an
+        override, the case; attempts refused by the lockout say ``locked``.
+
+        Raises
+        ------
+        PinError
+            No PIN is set yet.
+        UsageError
+            Unknown purpose.
+        """
+        if purpose not in PIN_PURPOSES:
+            raise UsageError(f"Unknown PIN purpose {purpose!r}.")
+        result = self.pins.check(pin)
+        details: dict[str, Any] = {"ok": result.ok, "purpose": purpose}
+        if case_id is not None:
+            details["case_id"] = case_id
+        if result.locked_seconds and not result.ok:
+            details["locked_seconds"] = result.locked_seconds
+        self.audit.append("admin_login", **details)
+        return result
+
+    def pin_matches(self, pin: str) -> bool:
+        """Whether ``pin`` is the PIN in force, without counting a failure (the demo's hint)."""
+        return self.pins.matches(pin)
+
+    def migrate_config_pin(self) -> bool:
+        """Hash a plain ``ui.admin_pin`` from the configuration when no PIN is stored yet.
+
+        Returns whether it did. Either way, while the key is still in the file, a warning
+        asks to remove it: the stored hash is what counts from now on.
+        """
+        plain = self.config.ui.admin_pin
+        if not plain:
+            return False
+        migrated = False
+        if not self.pins.is_set():
+            self.set_pin(plain, source="config", allow_weak=True)
+            migrated = True
+        log.warning("ui.admin_pin is set in the configuration: the coordinator PIN is now "
+                    "stored hashed in %s. Remove ui.admin_pin from the file.",
+                    self.locations.pin_file)
+        return migrated
 
     def sync_queue(self) -> list[dict[str, Any]]:
         """Outbox jobs of the configured cloud, oldest first (Admin's sync queue)."""

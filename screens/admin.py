@@ -1,7 +1,8 @@
 """Admin (behind the PIN): settings, the sync queue, purging cases, the audit trail and log.
 
-Purge deletes a case through ``KioskService.purge_case`` after a confirmation (which is what
-lets a case that is not uploaded yet go).
+Purge deletes a case through ``KioskService.purge_case`` after a confirmation; a case not
+uploaded yet (the kiosk holds the only copy) also needs the coordinator PIN again. P changes the
+PIN.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from kiosk_tui.base import KioskScreen
-from kiosk_tui.dialogs import ConfirmDialog, ErrorDialog, error_say
+from kiosk_tui.dialogs import ConfirmDialog, ErrorDialog, SetPinDialog, error_say
 from kiosk_tui.messages import WorkDone, WorkFailed
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class AdminScreen(KioskScreen[None]):
         Binding("r", "retry", "k.retry", key_display="R"),
         Binding("n", "sync_now", "k.sync_now", key_display="N"),
         Binding("x", "purge", "k.purge", key_display="X"),
+        Binding("p", "change_pin", "k.change_pin", key_display="P"),
         Binding("q", "app.shutdown", "k.shutdown", key_display="Q"),
         Binding("escape", "leave", "k.leave", key_display="Esc"),
     ]
@@ -90,6 +92,8 @@ class AdminScreen(KioskScreen[None]):
         elif message.job == "purged":
             self.notify(self.tr("admin.purged", case=message.result))
             self.load()
+        elif message.job == "purge_check":
+            self._confirm_purge(*message.result)
         self.redraw()
 
     def on_work_failed(self, message: WorkFailed) -> None:
@@ -145,7 +149,9 @@ class AdminScreen(KioskScreen[None]):
             f"printer.enabled    {c.printer.enabled}",
             f"ui.idle_seconds    {c.ui.idle_seconds}",
             f"ui.done_seconds    {c.ui.done_seconds}",
+            f"retention.days     {c.retention.days or 'off'}",
             f"config file        {Path(self.kiosk.config_file) if self.kiosk.config_file else '-'}",
+            *([" ", self.tr("admin.config_pin")] if c.ui.admin_pin else []),
         ])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -153,6 +159,8 @@ class AdminScreen(KioskScreen[None]):
             return self.section == "sync"
         if action == "purge":
             return self.section == "purge"
+        if action == "change_pin":
+            return self.section == "settings"
         return True
 
     def action_section(self, name: str) -> None:
@@ -183,25 +191,55 @@ class AdminScreen(KioskScreen[None]):
         table = self.query_one("#purge-cases", DataTable)
         if not self.cases or table.cursor_row < 0:
             return
-        case_id = self.cases[table.cursor_row]["case_id"]
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_purge(case_id)
-
-        self.app.push_screen(ConfirmDialog(("admin.purge_confirm", {"case": case_id}),
-                                           ("admin.purge_text", {})), answered)
+        self.check_purge(self.cases[table.cursor_row]["case_id"])
 
     @work(thread=True, exclusive=True, group="admin-purge", exit_on_error=False)
-    def run_purge(self, case_id: str) -> None:
-        """Purge through the facade; the coordinator has just confirmed."""
+    def check_purge(self, case_id: str) -> None:
+        """Whether the case is uploaded (reads its manifests: off the event loop)."""
         try:
-            self.service.purge_case(case_id, force=True)
+            uploaded = self.service.upload_state(case_id).uploaded
+        except Exception as exc:
+            log.exception("upload state of %s", case_id)
+            self.post_message(WorkFailed("purge", exc))
+            return
+        self.post_message(WorkDone("purge_check", (case_id, uploaded)))
+
+    def _confirm_purge(self, case_id: str, uploaded: bool) -> None:
+        """Confirm; a case not uploaded is an override: the PIN again, then a forced purge."""
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if uploaded:
+                self.run_purge(case_id, False)
+            else:
+                self.kiosk.require_pin("force_purge", lambda: self.run_purge(case_id, True),
+                                       case_id=case_id)
+
+        text = ("admin.purge_text", {}) if uploaded else ("admin.purge_unuploaded",
+                                                         {"case": case_id})
+        self.app.push_screen(ConfirmDialog(("admin.purge_confirm", {"case": case_id}), text),
+                             answered)
+
+    @work(thread=True, exclusive=True, group="admin-purge", exit_on_error=False)
+    def run_purge(self, case_id: str, force: bool) -> None:
+        """Purge through the facade; the coordinator has confirmed (and typed the PIN)."""
+        try:
+            self.service.purge_case(case_id, force=force)
         except Exception as exc:
             log.exception("purge of %s", case_id)
             self.post_message(WorkFailed("purge", exc))
             return
         self.post_message(WorkDone("purged", case_id))
+
+    def action_change_pin(self) -> None:
+        """A new coordinator PIN, typed twice (Admin is already behind the current one)."""
+
+        def chosen(pin: str | None) -> None:
+            if pin is not None:
+                self.notify(self.tr("pin.set_done"))
+
+        self.app.push_screen(SetPinDialog(change=True), chosen)
 
     def action_leave(self) -> None:
         self.dismiss(None)

@@ -4,11 +4,16 @@
 three background activities, none of which touches a widget: a thread worker polling the media
 desk (:class:`MediaChanged` messages), the core's sync loop (:class:`SyncStatusChanged`), and the
 patient flow — an async worker that walks Import → Review → Case → Export → Done by awaiting
-each screen's typed result.
+each screen's typed result. A thread worker also runs retention (purging cases delivered and
+uploaded ``retention.days`` ago) at start and every hour.
+
+Admin and the overrides of safety checks go through :meth:`KioskApp.require_pin`; on the first
+start without a coordinator PIN the desk asks for one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,17 +30,18 @@ from textual.worker import get_current_worker
 
 from kiosk.errors import KioskError
 from kiosk.media import MediaAction, Medium
+from kiosk.sd_notify import alive
 from kiosk.service import KioskService
 from kiosk.sync import SyncStatus
 from kiosk.sync_loop import SyncLoop
 from kiosk_tui.admin import AdminScreen
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.case import CaseAction, CaseScreen
-from kiosk_tui.dialogs import ErrorDialog, PinDialog, error_say
+from kiosk_tui.dialogs import ErrorDialog, PinDialog, SetPinDialog, error_say
 from kiosk_tui.done import DoneScreen
 from kiosk_tui.export import ExportScreen
 from kiosk_tui.home import HomeScreen
-from kiosk_tui.i18n import other
+from kiosk_tui.i18n import other, t
 from kiosk_tui.import_progress import ImportScreen
 from kiosk_tui.messages import MediaChanged, SyncStatusChanged
 from kiosk_tui.reports import ReportsScreen
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds the media thread waits for events before it looks at its cancel flag again.
 MEDIA_POLL_SECONDS = 0.2
+#: Seconds between two retention runs (also one at start): purging is a matter of days.
+RETENTION_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -53,14 +61,6 @@ class DemoMedia:
     ``"stick"`` mapped to a function that inserts that simulated medium."""
 
     insert: dict[str, Callable[[], object]]
-
-
-@dataclass
-class PinState:
-    """Wrong Admin PINs in a row and the lockout they caused (kept while the app runs)."""
-
-    failures: int = 0
-    locked_until: float = 0.0
 
 
 class KioskApp(App[None]):
@@ -83,20 +83,20 @@ class KioskApp(App[None]):
     sync_status: reactive[SyncStatus | None] = reactive(None, always_update=True)
 
     def __init__(self, service: KioskService, *, demo: DemoMedia | None = None,
-                 admin_pin: str | None = None, admin_pin_hint: bool = False,
-                 start_sync: bool = True, config_file: str | Path | None = None,
+                 pin_hint: str | None = None, start_sync: bool = True,
+                 start_retention: bool = True, config_file: str | Path | None = None,
                  idle_seconds: int | None = None, done_seconds: int | None = None) -> None:
         super().__init__()
         self.service = service
         self.demo = demo
         ui = service.config.ui
-        self.admin_pin = ui.admin_pin if admin_pin is None else admin_pin
-        self.admin_pin_hint = admin_pin_hint
+        #: Shown in the PIN dialog (the demo's PIN); never set on an appliance.
+        self.pin_hint = pin_hint
         self.start_sync = start_sync
+        self.start_retention = start_retention
         self.config_file = config_file
         self.idle_seconds = idle_seconds or ui.idle_seconds
         self.done_seconds = done_seconds or ui.done_seconds
-        self.pin_state = PinState()
         #: Media on the desk now, as the media thread last reported them.
         self.media: list[Medium] = []
         self.sync_loop: SyncLoop | None = None
@@ -119,6 +119,11 @@ class KioskApp(App[None]):
             self.sync_loop.start()
         self.read_sync_status()
         self.set_interval(1.0, self._check_idle)
+        if self.start_retention:
+            self.run_retention()
+            self.set_interval(RETENTION_SECONDS, self.run_retention)
+        if not self._pin_set():
+            self.push_screen(SetPinDialog(), self._pin_chosen)  # first start: choose it now
 
     def _sync_status_from_loop(self, status: SyncStatus) -> None:
         """Called in the sync loop's thread: hand the status over as a message."""
@@ -145,6 +150,26 @@ class KioskApp(App[None]):
                 continue
             if events_:
                 self.post_message(MediaChanged(events_, desk.present()))
+
+    @work(thread=True, exclusive=True, group="retention", exit_on_error=False)
+    def run_retention(self) -> None:
+        """Purge cases delivered and uploaded ``retention.days`` ago (off the event loop)."""
+        try:
+            purged = self.service.run_retention()
+        except Exception:  # the desk must keep running; the next round tries again
+            log.exception("retention run failed")
+            return
+        if purged:
+            log.info("retention purged %d case(s): %s", len(purged),
+                     ", ".join(v.case_id for v in purged))
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._cases_purged)
+
+    def _cases_purged(self) -> None:
+        """Home lists today's cases: read them again."""
+        for screen in self.screen_stack:
+            if isinstance(screen, HomeScreen):
+                screen.load_cases()
 
     @work(thread=True, exclusive=True, group="sync-status", exit_on_error=False)
     def read_sync_status(self) -> None:
@@ -200,17 +225,48 @@ class KioskApp(App[None]):
         self.run_flow(case_id=case_id)
 
     def open_admin(self) -> None:
-        """Home: the Admin screen, behind the PIN."""
-        if not self.admin_pin:
-            self.push_screen(ErrorDialog(("pin.unset_title", {}), ("pin.unset_text", {})))
+        """Home: the Admin screen, behind the coordinator PIN."""
+        self.require_pin("admin", lambda: self.push_screen(AdminScreen()))
+
+    def require_pin(self, purpose: str, granted: Callable[[], object], *,
+                    case_id: str | None = None) -> None:
+        """Call ``granted`` once the coordinator typed the PIN for ``purpose``.
+
+        ``purpose`` is ``admin`` or an override (``unencrypted_export``, ``force_purge``,
+        ``keep_patients``); the facade audits each attempt with it and ``case_id``. With no PIN
+        set yet, the coordinator chooses one first (typed twice), which then counts as typed.
+        """
+        if not self._pin_set():
+            def chosen(pin: str | None) -> None:
+                self._pin_chosen(pin)
+                if pin is not None and self._check_pin(pin, purpose, case_id):
+                    granted()
+
+            self.push_screen(SetPinDialog(), chosen)
             return
 
-        def opened(ok: bool | None) -> None:
+        def answered(ok: bool | None) -> None:
             if ok:
-                self.push_screen(AdminScreen())
+                granted()
 
-        self.push_screen(PinDialog(self.admin_pin,
-                                   hint=self.admin_pin if self.admin_pin_hint else None), opened)
+        self.push_screen(PinDialog(purpose, case_id=case_id, hint=self.pin_hint), answered)
+
+    def _pin_set(self) -> bool:
+        try:
+            return self.service.pin_status().set
+        except KioskError:
+            return True  # a damaged PIN file: the PIN dialog shows the core's message
+
+    def _pin_chosen(self, pin: str | None) -> None:
+        if pin is not None:
+            self.notify(t("pin.set_done", self.lang))
+
+    def _check_pin(self, pin: str, purpose: str, case_id: str | None) -> bool:
+        try:
+            return self.service.check_pin(pin, purpose, case_id=case_id).ok
+        except KioskError as exc:
+            self.push_screen(ErrorDialog(*error_say(exc)))
+            return False
 
     def wake_sync(self) -> None:
         """Start a sync round now (after an import, on "check translations")."""
@@ -300,6 +356,7 @@ class KioskApp(App[None]):
 
     def _check_idle(self) -> None:
         """Once a second: clear a patient's screens nobody has touched for ``idle_seconds``."""
+        alive()  # systemd watchdog: a hung event loop stops pinging and gets restarted
         now = time.monotonic()
         if self.screen is not self._idle_screen:
             # A new screen is activity too (an import that finished after a long wait at Home

@@ -2,7 +2,8 @@
 
 Several patients on one medium are resolved explicitly: each is marked as the person at the
 desk or someone else (moved to a separate case) before the identity can be confirmed, and only
-a confirmed case can be exported. "Add another disc" waits for the next medium and merges it
+a confirmed case can be exported. Keeping several patient IDs as the one person overrides that
+check: it needs the coordinator PIN. "Add another disc" waits for the next medium and merges it
 into this case (as ``kiosk import SOURCE --case ID`` does).
 """
 
@@ -216,6 +217,16 @@ class CaseScreen(KioskScreen[CaseAction]):
         if not keep:
             self.notify(self.tr("case.need_one"), severity="warning")
             return
+        if len(keep) > 1:
+            # Several patient IDs kept as one person (a hospital giving each exam its own ID,
+            # or a mix-up): an override of the one-patient-per-case check, behind the PIN.
+            self.kiosk.require_pin("keep_patients", lambda: self._confirm(keep, others),
+                                   case_id=self.case_id)
+            return
+        self._confirm(keep, others)
+
+    def _confirm(self, keep: list[str], others: list[str]) -> None:
+        """Move ``others`` to a case of their own, then ask for the passport identity."""
         if others:
             try:
                 new_case = self.service.split_patients(self.case_id, others)

@@ -21,7 +21,8 @@ from kiosk.sample_disc import build_sample_disc, minimal_pdf
 from kiosk.service import KioskService
 from kiosk_tui.app import DemoMedia, run_app
 
-#: The demo's Admin PIN, shown in the PIN dialog (the appliance's comes from ui.admin_pin).
+#: The demo's coordinator PIN, preset (hashed) in the demo's data directory and shown in the
+#: PIN dialog. Too easy for an appliance: `kiosk pin set` refuses it there.
 DEMO_PIN = "0000"
 
 
@@ -78,8 +79,10 @@ def prepare_demo(service: KioskService, workdir: Path) -> tuple[DemoMedia, FakeM
 def run_demo(service: KioskService, workdir: Path, **options: Any) -> int:
     """Run the desk UI on the demo's simulated media until it is quit (Ctrl+Q)."""
     demo, watcher = prepare_demo(service, workdir)
-    options.setdefault("admin_pin", DEMO_PIN)
-    options.setdefault("admin_pin_hint", True)
+    if not service.pin_status().set:
+        service.set_pin(DEMO_PIN, source="demo", allow_weak=True)
+    # The hint only while 0000 is the PIN in force (a --data-dir kiosk may have its own).
+    options.setdefault("pin_hint", DEMO_PIN if service.pin_matches(DEMO_PIN) else None)
     try:
         return run_app(service, demo=demo, **options)
     finally:

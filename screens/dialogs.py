@@ -1,12 +1,10 @@
-"""Dialogs: errors that say what to do next, yes/no questions, the Admin PIN, file lists.
+"""Dialogs: errors that say what to do next, yes/no questions, the coordinator PIN, file lists.
 
 Each returns a typed value through ``dismiss`` (``ModalScreen[bool]`` etc.).
 """
 
 from __future__ import annotations
 
-import hmac
-import time
 from typing import Any, ClassVar
 
 from rich.markup import escape
@@ -15,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, PinError
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal
 from kiosk_tui.widgets import FormInput, KeyBar
 
@@ -87,30 +85,47 @@ class ConfirmDialog(KioskModal[bool]):
 
 
 class PinDialog(KioskModal[bool]):
-    """The Admin PIN: True when it was right. Three wrong PINs lock it for a while."""
+    """The coordinator PIN for ``purpose`` (Admin or an override): True when it was right.
+
+    The facade checks it (scrypt, constant time), keeps the lockout across restarts and audits
+    every attempt; this dialog only shows what it answers.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "k.cancel", key_display="Esc"), LANGUAGE_BINDING]
-    MAX_TRIES = 3
-    LOCK_SECONDS = 30
 
-    def __init__(self, pin: str, *, hint: str | None = None) -> None:
+    def __init__(self, purpose: str = "admin", *, case_id: str | None = None,
+                 hint: str | None = None) -> None:
         super().__init__(classes="dialog")
-        self._pin = pin
+        self.purpose = purpose
+        self.case_id = case_id
         self.hint = hint
         self.message: tuple[str, dict[str, Any]] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Static(id="dialog-title", classes="dialog-title")
+            yield Static(id="pin-purpose")
             yield Static(id="pin-prompt")
             yield FormInput(password=True, id="pin", max_length=12, restrict=r"[0-9]*",
                             compact=True)
             yield Static(id="pin-message", classes="dialog-warning")
             yield KeyBar()
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        try:
+            locked = self.kiosk.service.pin_status().locked_seconds
+        except KioskError:
+            locked = 0  # a damaged PIN file: the check says so
+        if locked:
+            self.message = ("pin.locked", {"s": locked})
+            self.redraw()
+
     def redraw(self) -> None:
         self.query_one("#dialog-title", Static).update(self.tr("pin.title"))
+        self.query_one("#pin-purpose", Static).update(
+            self.tr(f"pin.purpose.{self.purpose}", case=self.case_id or ""))
         prompt = self.tr("pin.prompt")
         if self.hint:
             prompt += "   " + self.tr("pin.demo", pin=self.hint)
@@ -123,32 +138,103 @@ class PinDialog(KioskModal[bool]):
         self.check_pin()
 
     def check_pin(self) -> None:
-        """Compare the typed PIN (constant time); a third miss locks the dialog for a while."""
+        """Have the facade check the typed PIN; say how many tries are left or how long to wait."""
         field = self.query_one("#pin", Input)
-        state = self.kiosk.pin_state
-        now = time.monotonic()
-        if now < state.locked_until:
-            self.message = ("pin.locked", {"s": int(state.locked_until - now) + 1})
-        elif hmac.compare_digest(field.value.encode(), self._pin.encode()):
-            state.failures = 0
-            self.kiosk.service.record_admin_login(True)
+        try:
+            result = self.kiosk.service.check_pin(field.value, self.purpose,
+                                                  case_id=self.case_id)
+        except KioskError as exc:  # no PIN (removed meanwhile) or a damaged PIN file
+            self.dismiss(False)
+            self.app.push_screen(ErrorDialog(*error_say(exc)))
+            return
+        if result.ok:
             self.dismiss(True)
             return
+        if result.locked_seconds:
+            self.message = ("pin.locked", {"s": result.locked_seconds})
         else:
-            state.failures += 1
-            self.kiosk.service.record_admin_login(False)
-            left = self.MAX_TRIES - state.failures
-            if left <= 0:
-                state.failures = 0
-                state.locked_until = now + self.LOCK_SECONDS
-                self.message = ("pin.locked", {"s": self.LOCK_SECONDS})
-            else:
-                self.message = ("pin.wrong", {"left": left})
+            self.message = ("pin.wrong", {"left": result.tries_left})
         field.value = ""
         self.redraw()
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class SetPinDialog(KioskModal[str | None]):
+    """Choose the coordinator PIN, typed twice; returns it once stored (None: put off).
+
+    On first start (no PIN yet) the desk asks for one; Admin and the overrides ask again until
+    one is set. ``change`` is Admin's "change PIN".
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "k.later", key_display="Esc"), LANGUAGE_BINDING]
+
+    def __init__(self, *, change: bool = False) -> None:
+        super().__init__(classes="dialog")
+        self.change = change
+        self.message: tuple[str, dict[str, Any]] | str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Static(id="dialog-title", classes="dialog-title")
+            yield Static(id="pin-help")
+            yield Static(id="pin-new-label")
+            yield FormInput(password=True, id="pin-new", max_length=12, restrict=r"[0-9]*",
+                            compact=True)
+            yield Static(id="pin-again-label")
+            yield FormInput(password=True, id="pin-again", max_length=12, restrict=r"[0-9]*",
+                            compact=True)
+            yield Static(id="pin-message", classes="dialog-warning", markup=False)
+            yield KeyBar()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#pin-new", Input).focus()
+
+    def redraw(self) -> None:
+        self.query_one("#dialog-title", Static).update(
+            self.tr("pin.change_title" if self.change else "pin.set_title"))
+        self.query_one("#pin-help", Static).update(
+            self.tr("pin.change_help" if self.change else "pin.set_help"))
+        self.query_one("#pin-new-label", Static).update(self.tr("pin.new"))
+        self.query_one("#pin-again-label", Static).update(self.tr("pin.again"))
+        message = self.message
+        text = say(self, message) if message is not None else ""
+        self.query_one("#pin-message", Static).update(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "pin-new":
+            self.query_one("#pin-again", Input).focus()
+        else:
+            self.submit()
+
+    def submit(self) -> None:
+        """Both entries equal and acceptable: store it through the facade and return it."""
+        first = self.query_one("#pin-new", Input)
+        again = self.query_one("#pin-again", Input)
+        pin = first.value
+        if pin != again.value:
+            self.message = ("pin.mismatch", {})
+        else:
+            try:
+                self.kiosk.service.set_pin(pin, source="admin" if self.change else "ui")
+            except PinError as exc:
+                self.message = (f"pin.rule.{exc.reason}", {}) if exc.reason in (
+                    "digits", "same", "sequence") else exc.text
+            except KioskError as exc:
+                self.message = exc.text
+            else:
+                self.dismiss(pin)
+                return
+        first.value = again.value = ""
+        first.focus()
+        self.redraw()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class FileListDialog(KioskModal[None]):

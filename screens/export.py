@@ -288,12 +288,17 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
         self.redraw()
 
     def action_unencrypted(self) -> None:
-        """Only with the patient's consent (the export's audit entry records encrypted=False)."""
+        """Only with the patient's consent and the coordinator PIN (an override of the safe
+        default: the PIN attempt and the export's ``encrypted=False`` are both audited)."""
+
+        def granted() -> None:
+            if self.state == "ready":
+                self.encrypt = False
+                self.redraw()
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.encrypt = False
-                self.redraw()
+                self.kiosk.require_pin("unencrypted_export", granted, case_id=self.case_id)
 
         self.app.push_screen(ConfirmDialog(("consent.title", {}), ("consent.text", {})),
                              answered)

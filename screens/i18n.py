@@ -63,6 +63,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "k.purge": ("Purge case", "清除病例"),
     "k.leave": ("Leave admin", "退出管理"),
     "k.shutdown": ("Quit the kiosk program", "退出本程序"),
+    "k.change_pin": ("Change PIN", "修改密码"),
+    "k.later": ("Later", "稍后"),
     # --- values -------------------------------------------------------------------------
     "sex.F": ("female", "女"),
     "sex.M": ("male", "男"),
@@ -152,6 +154,22 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "DICOMDIR：{records} 条记录，缺失 {missing}，未列出 {unlisted}"),
     "review.no_dicomdir": ("No DICOMDIR on this medium: every file was searched.",
                            "介质上没有 DICOMDIR：已搜索全部文件。"),
+    # Scan limits on untrusted media (kiosk/scan_limits.py).
+    "review.stopped_files": ("⚠ Import incomplete: the medium holds more than {n} files, the "
+                             "limit. The first {n} were read and verified; the others were not "
+                             "imported.",
+                             "⚠ 导入不完整：介质中的文件超过上限 {n} 个。前 {n} 个文件已读取并"
+                             "校验，其余未导入。"),
+    "review.stopped_time": ("⚠ Import incomplete: reading the medium took longer than {time}, "
+                            "the limit. What was read is stored and verified; the rest was not "
+                            "imported.",
+                            "⚠ 导入不完整：读取介质超过时间上限 {time}。已读取的内容已保存并校验，"
+                            "其余未导入。"),
+    "review.too_deep": ("{count} folder(s) nested more than {n} levels deep were not searched "
+                        "(limit).",
+                        "{count} 个嵌套超过 {n} 层的文件夹未被搜索（超出上限）。"),
+    "review.too_large": ("{count} DICOM file(s) larger than {size} were not copied (limit).",
+                         "{count} 个大于 {size} 的 DICOM 文件未被复制（超出上限）。"),
     "files.title": ("Files not imported", "未导入的文件"),
     "files.rejected": ("Rejected: looked like DICOM but could not be read",
                        "已拒绝：像DICOM但无法读取"),
@@ -277,15 +295,36 @@ STRINGS: dict[str, tuple[str, str]] = {
                       "use the printed slip.",
                       "窗口太小，无法显示二维码（需要 {w}×{h}）：请放大窗口，或使用打印凭条。"),
     # --- Admin ----------------------------------------------------------------------------
-    "pin.title": ("Admin PIN", "管理密码"),
+    "pin.title": ("Coordinator PIN", "协调员密码"),
     "pin.prompt": ("Type the PIN and press Enter.", "输入密码后按 Enter。"),
+    "pin.purpose.admin": ("To open Admin.", "用于进入管理。"),
+    "pin.purpose.unencrypted_export": ("To allow an unencrypted copy on the patient's stick.",
+                                       "用于允许向患者U盘写入不加密的副本。"),
+    "pin.purpose.force_purge": ("To purge case {case}, which is not uploaded yet.",
+                                "用于清除尚未上传的病例 {case}。"),
+    "pin.purpose.keep_patients": ("To keep several patient IDs together in case {case}.",
+                                  "用于在病例 {case} 中保留多个患者编号。"),
+    "pin.set_title": ("Choose the coordinator PIN", "设置协调员密码"),
+    "pin.change_title": ("Change the coordinator PIN", "修改协调员密码"),
+    "pin.set_help": ("No coordinator PIN is set yet. It protects Admin and the overrides: an "
+                     "unencrypted copy, purging a case not uploaded, several patients in one "
+                     "case. 4 to 12 digits, typed twice.",
+                     "尚未设置协调员密码。它保护管理功能和以下操作：不加密的副本、清除尚未上传的"
+                     "病例、一个病例中保留多位患者。4 到 12 位数字，输入两次。"),
+    "pin.change_help": ("4 to 12 digits, typed twice. The old PIN stops working at once.",
+                        "4 到 12 位数字，输入两次。旧密码立即失效。"),
+    "pin.new": ("New PIN", "新密码"),
+    "pin.again": ("The same PIN again", "再次输入新密码"),
+    "pin.mismatch": ("The two PINs differ: type them again.", "两次输入的密码不一致：请重新输入。"),
+    "pin.rule.digits": ("A PIN is 4 to 12 digits (0-9).", "密码为 4 到 12 位数字（0-9）。"),
+    "pin.rule.same": ("One digit repeated (like 0000) is the first thing anyone tries.",
+                      "重复同一个数字（如 0000）最容易被猜到。"),
+    "pin.rule.sequence": ("Consecutive digits (like 1234 or 9876) are too easy to guess.",
+                          "连续数字（如 1234 或 9876）太容易被猜到。"),
+    "pin.set_done": ("Coordinator PIN set.", "协调员密码已设置。"),
     "pin.wrong": ("Wrong PIN ({left} tries left).", "密码错误（还可尝试 {left} 次）。"),
     "pin.locked": ("Too many wrong PINs: wait {s} s.", "错误次数过多：请等待 {s} 秒。"),
     "pin.demo": ("Demo PIN: {pin}", "演示密码：{pin}"),
-    "pin.unset_title": ("Admin is locked", "管理功能已锁定"),
-    "pin.unset_text": ("No admin PIN is set. Set ui.admin_pin (4 to 12 digits) in the "
-                       "configuration file and restart the kiosk.",
-                       "未设置管理密码。请在配置文件中设置 ui.admin_pin（4 到 12 位数字）并重启。"),
     "admin.title": ("Admin", "管理"),
     "admin.settings": ("Settings (from the configuration file; change it and restart)",
                        "设置（来自配置文件；修改后重启生效）"),
@@ -300,6 +339,13 @@ STRINGS: dict[str, tuple[str, str]] = {
                          "uploaded yet then exists nowhere else.",
                          "其影像和报告将从本机删除。尚未上传的病例删除后将不再有任何副本。"),
     "admin.purged": ("Case {case} purged.", "病例 {case} 已清除。"),
+    "admin.purge_unuploaded": ("Case {case} is NOT uploaded to the office yet: purging it "
+                               "deletes the only copy. The coordinator PIN is needed.",
+                               "病例 {case} 尚未上传到办公室：清除后将不再有任何副本。"
+                               "需要协调员密码。"),
+    "admin.config_pin": ("ui.admin_pin is still in the configuration file: remove it (the PIN "
+                         "in force is stored hashed).",
+                         "配置文件中仍有 ui.admin_pin：请删除它（当前密码以哈希形式保存）。"),
     "admin.audit": ("Audit trail, newest first", "审计记录（最新在前）"),
     "admin.logfile": ("Log file {path}", "日志文件 {path}"),
     # --- dialogs --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from kiosk.scan_limits import format_bytes
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import FileListDialog
@@ -76,7 +77,15 @@ class ReviewScreen(KioskScreen[bool]):
         r = self.report
         inst = r["instances"]
         problems = r["verification"]["problems"]
-        if r.get("error"):
+        limits = r.get("limits") or {}
+        if limits.get("stopped") == "max_files":
+            text = self.tr("review.stopped_files", n=f"{limits['max_files']:,}")
+            verdict = f"[yellow]{escape(text)}[/]"
+        elif limits.get("stopped") == "max_seconds":
+            text = self.tr("review.stopped_time",
+                           time=fmt.duration(int(limits["max_seconds"]), self.kiosk.lang))
+            verdict = f"[yellow]{escape(text)}[/]"
+        elif r.get("error"):
             verdict = f"[yellow]{escape(self.tr('review.incomplete', error=r['error']))}[/]"
         elif problems:
             verdict = f"[red]{self.tr('review.verified_bad', n=len(problems))}[/]"
@@ -105,6 +114,12 @@ class ReviewScreen(KioskScreen[bool]):
         self.query_one("#review-skipped", Static).update(self.tr(
             "review.skipped", rejected=len(r["rejected"]), ignored=len(r["ignored"])))
         notes = [f"• {escape(p['path'])}: {escape(p['problem'])}" for p in problems[:20]]
+        if limits.get("too_deep"):
+            notes.append("• " + escape(self.tr("review.too_deep", count=limits["too_deep"],
+                                               n=limits["max_depth"])))
+        if limits.get("too_large"):
+            notes.append("• " + escape(self.tr("review.too_large", count=limits["too_large"],
+                                               size=format_bytes(limits["max_file_bytes"]))))
         notes += [f"• {escape(w)}" for w in r["warnings"][:20]]
         warnings = self.query_one("#review-warnings", Static)
         warnings.update(f"[b]{self.tr('review.warnings')}[/b]\n" + "\n".join(notes)

@@ -29,6 +29,7 @@ def test_kiosk_demo_sets_up_the_sample_media_translation_and_printer(
         seen["printer"] = service.printer
         seen["options"] = options
         seen["data_dir"] = service.locations.data_dir
+        seen["pin_is_demo"] = service.pin_matches(kiosk_tui.demo.DEMO_PIN)
         return 0
 
     monkeypatch.setattr(kiosk_tui.demo, "run_app", fake_run_app)
@@ -37,7 +38,8 @@ def test_kiosk_demo_sets_up_the_sample_media_translation_and_printer(
     assert seen["roles"] == [Role.SOURCE.value, Role.TARGET.value]
     assert len(seen["inbox"]) == 1 and seen["inbox"][0].endswith(".en.pdf")
     assert isinstance(seen["printer"], DummyReceiptPrinter)
-    assert seen["options"]["admin_pin"] == kiosk_tui.demo.DEMO_PIN
+    assert seen["options"]["pin_hint"] == kiosk_tui.demo.DEMO_PIN
+    assert seen["pin_is_demo"]  # preset (hashed) in the temporary kiosk
     assert not seen["data_dir"].exists()  # a temporary kiosk, gone after the demo
 
 

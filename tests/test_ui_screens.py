@@ -298,13 +298,26 @@ def test_an_unencrypted_copy_needs_the_patients_consent(desk: Desk) -> None:
         await wait_screen(pilot, "ConfirmDialog")
         await pilot.press("n")
         assert export.encrypt
+        await pilot.press("u", "y")  # consent given: the coordinator PIN is needed too
+        await wait_screen(pilot, "PinDialog")
+        await pilot.press("escape")
+        await wait_screen(pilot, "ExportScreen")
+        assert export.encrypt
         await pilot.press("u", "y")
+        await wait_screen(pilot, "PinDialog")
+        await pilot.press("2", "4", "6", "8", "enter")
+        await wait_screen(pilot, "ExportScreen")
         assert not export.encrypt and "NOT encrypted" in screen_text(app)
         await pilot.press("enter")
         await wait_screen(pilot, "HomeScreen", timeout=60)
 
     run(app, script)
     assert result["encrypted"] is False and "passphrase" not in result
+    logins = [e["details"] for e in desk.service.recent_audit() if e["action"] == "admin_login"]
+    assert logins == [{"ok": True, "purpose": "unencrypted_export", "case_id": case_id}]
+    [export_entry] = [e["details"] for e in desk.service.recent_audit()
+                      if e["action"] == "export"]
+    assert export_entry["encrypted"] is False
     assert any((p / "DICOMDIR").exists() for p in desk.stick.iterdir())
 
 
@@ -396,18 +409,6 @@ def test_admin_is_behind_the_pin(desk: Desk) -> None:
     assert [e["details"]["ok"] for e in logins] == [False, True]
 
 
-def test_admin_without_a_configured_pin_stays_locked(desk: Desk) -> None:
-    app = desk.app(admin_pin="")
-
-    async def script(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "ErrorDialog")
-        assert "ui.admin_pin" in screen_text(app)
-
-    run(app, script)
-
-
 def test_an_idle_desk_goes_back_home(desk: Desk) -> None:
     import time
 
@@ -466,9 +467,16 @@ def test_admin_purges_a_case_after_confirmation(desk: Desk) -> None:
         await wait_for(pilot, lambda: [c["case_id"] for c in admin.cases] == [case_id])
         await pilot.press("x")
         await wait_screen(pilot, "ConfirmDialog")
+        assert "NOT uploaded" in screen_text(app)
         await pilot.press("y")
+        await wait_screen(pilot, "PinDialog")  # the only copy: an override, PIN again
+        assert desk.service.catalog.case(case_id) is not None
+        await pilot.press("2", "4", "6", "8", "enter")
         await wait_for(pilot, lambda: desk.service.catalog.case(case_id) is None)
 
     run(app, script)
-    assert [e["details"]["case_id"] for e in desk.service.recent_audit()
-            if e["action"] == "purge"] == [case_id]
+    [purge] = [e["details"] for e in desk.service.recent_audit() if e["action"] == "purge"]
+    assert purge["case_id"] == case_id and purge["forced"] is True
+    logins = [e["details"] for e in desk.service.recent_audit() if e["action"] == "admin_login"]
+    assert [(d["purpose"], d["ok"]) for d in logins] == [("admin", True), ("force_purge", True)]
+    assert logins[1]["case_id"] == case_id

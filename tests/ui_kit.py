@@ -40,10 +40,15 @@ class Desk:
         kwargs.setdefault("label", "PATIENT")
         self.watcher.insert(path or self.stick, kind=MediumKind.USB, **kwargs)
 
-    def app(self, **options: Any) -> KioskApp:
-        """The desk app on this kiosk (no background sync unless asked; demo keys on)."""
+    def app(self, *, pin: str | None = "2468", **options: Any) -> KioskApp:
+        """The desk app on this kiosk (no background sync unless asked; demo keys on).
+
+        ``pin`` is set as the coordinator PIN first, unless one is set already; None leaves a
+        kiosk without one (its first start).
+        """
+        if pin is not None and not self.service.pin_status().set:
+            self.service.set_pin(pin, source="test")
         options.setdefault("start_sync", False)
-        options.setdefault("admin_pin", "2468")
         options.setdefault("demo", DemoMedia(insert={
             "disc": self.insert_disc, "stick": self.insert_stick}))
         return make_app(self.service, **options)
