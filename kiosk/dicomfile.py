@@ -241,16 +241,51 @@ def scan_header(fp: BinaryIO) -> InstanceHeader | None:
     return None
 
 
-def read_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
+#: Reads pydicom may make for one header (one to three per element). dcmread keeps every
+#: element of a header in memory, ~400 bytes each: a hostile file of tiny elements (8 MB holds
+#: a million) cost 16 s and 420 MB here, one of 4 GiB would exhaust the memory long before it
+#: ended. At this budget the worst case is ~10 s and ~600 MB here. The largest real headers
+#: (per-frame functional groups of enhanced multi-frame objects: thousands of frames, tens of
+#: elements each) need a few hundred thousand reads.
+MAX_HEADER_READS = 1_500_000
+
+
+class HeaderTooLarge(Exception):
+    """The header needs more reads than :data:`MAX_HEADER_READS` allows."""
+
+
+class _ReadBudget:
+    """``fp`` for pydicom, failing once it has been read more than ``budget`` times."""
+
+    def __init__(self, fp: BinaryIO, budget: int) -> None:
+        self._fp, self._left = fp, budget
+
+    def read(self, size: int = -1) -> bytes:
+        self._left -= 1
+        if self._left < 0:
+            # Not an EOFError: dcmread would take that for a truncated file and carry on.
+            raise HeaderTooLarge("the header holds too many elements to read (over "
+                                 f"{MAX_HEADER_READS:,} reads): a damaged or hostile file")
+        return self._fp.read(size)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fp, name)  # seek, tell, name...: the file's own
+
+
+def read_header(fp: BinaryIO, *, force: bool, max_reads: int = MAX_HEADER_READS
+                ) -> InstanceHeader:
     """The header as pydicom reads it (``dcmread(stop_before_pixels=True)``), unchecked.
+
+    At most ``max_reads`` reads of ``fp`` are made (see :data:`MAX_HEADER_READS`).
 
     Raises
     ------
     NotReadable
-        pydicom cannot parse the header.
+        pydicom cannot parse the header, or it holds too many elements.
     """
     try:
-        ds = dcmread(fp, stop_before_pixels=True, force=force, defer_size="1 MB")
+        budget = cast(BinaryIO, _ReadBudget(fp, max_reads))
+        ds = dcmread(budget, stop_before_pixels=True, force=force, defer_size="1 MB")
         meta = ds.get("file_meta") or Dataset()
         charset = ds.get("SpecificCharacterSet")
         if charset is not None and not isinstance(charset, str):
@@ -270,6 +305,8 @@ def read_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
         return _build_header(ds.get, meta.get, patient_name_raw=raw_name, charset=charset,
                              transfer_syntax=ts,
                              pixel_offset=fp.tell())  # dcmread rewinds to the pixel data tag
+    except HeaderTooLarge as exc:
+        raise NotReadable(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - untrusted input: any pydicom failure is "unreadable"
         raise NotReadable(_reason(exc)) from None
 

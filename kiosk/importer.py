@@ -5,6 +5,10 @@ Flow (DESIGN.md §2)::
     count entries ─▶ ingest files in parallel (one pass each) ─▶ batch-commit blobs (syncfs)
       ─▶ verify (re-hash stored blobs, pixel data, per-series counts, DICOMDIR) ─▶ merge into case
 
+Both passes over the medium obey its :class:`~kiosk.scan_limits.ScanLimits`: too many files or
+too much time stop the scan (what was read is kept and verified, the import is incomplete);
+folders too deep and files too large are left out with a reason.
+
 The job is persisted as "running" before any work, so a power cut leaves it visibly
 interrupted, never complete. Blobs only become visible once durable, and the case only
 references blobs that are; re-running the same import reuses what is stored and duplicates
@@ -32,6 +36,7 @@ from kiosk.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
 from kiosk.ingest import Ignored, Outcome, Rejected, ingest_file
 from kiosk.names import DecodedName, decode_person_name
+from kiosk.scan_limits import MAX_FILE_BYTES, MAX_FILES, MAX_SECONDS, ScanLimits
 from kiosk.sources import Entry, EntryKind, Source, display_path
 
 _VERIFY_CHUNK = 1024 * 1024
@@ -60,6 +65,7 @@ class ImportOptions:
     workers: int = 2
     read_retries: int = 3
     sync_batch_bytes: int = 256 * 1024 * 1024
+    limits: ScanLimits = field(default_factory=ScanLimits)
 
 
 class ImportCancelled(KioskError):
@@ -92,6 +98,10 @@ class _Run:
     files_done: int = 0
     bytes_done: int = 0
     error: str | None = None
+    #: The stop limit the scan ran into (``max_files``/``max_seconds``), if any.
+    stopped: str | None = None
+    too_deep: int = 0  # folders not entered (import.max_depth)
+    too_large: int = 0  # files not copied (import.max_file_bytes)
 
 
 class Importer:
@@ -131,8 +141,9 @@ class Importer:
         if resumed_from:
             run.warnings.append(f"Resuming the interrupted import of this medium into case "
                                 f"{case_id}; images already stored are not copied again.")
+        deadline = self.options.limits.deadline()
         try:
-            files_total, bytes_total = self._count(source, notify, started)
+            files_total, bytes_total = self._count(source, notify, started, deadline)
 
             def progress(phase: str, current: str) -> None:
                 notify(ImportProgress(phase, run.files_done, files_total, run.bytes_done,
@@ -142,7 +153,7 @@ class Importer:
             # fill batch N+1, so only the last batch's sync and verify wait at the end.
             with ThreadPoolExecutor(1, thread_name_prefix="commit") as committer:
                 try:
-                    self._ingest_all(source, staging, run, progress, cancel, committer)
+                    self._ingest_all(source, staging, run, progress, cancel, committer, deadline)
                 except MediumRemovedError as exc:
                     run.error = exc.text
                 except ImportCancelled:
@@ -179,11 +190,17 @@ class Importer:
             return str(last[-1]["case_id"])
         return None
 
-    @staticmethod
-    def _count(source: Source, notify: ProgressCallback, started: float) -> tuple[int, int]:
-        """Count files and bytes first so progress can show an ETA (metadata only)."""
+    def _count(self, source: Source, notify: ProgressCallback, started: float,
+               deadline: float) -> tuple[int, int]:
+        """Count files and bytes first so progress can show an ETA (metadata only).
+
+        Stops where the scan will stop: at ``max_files`` entries or at the deadline.
+        """
+        limits = self.options.limits
         files = size = 0
-        for entry in source.entries():
+        for entry in source.entries(max_depth=limits.max_depth):
+            if files >= limits.max_files or limits.clock() >= deadline:
+                break
             files += 1
             size += max(entry.size, 0)
             if files % 5000 == 0:
@@ -193,8 +210,11 @@ class Importer:
 
     def _ingest_all(self, source: Source, staging: Any, run: _Run,
                     progress: Callable[[str, str], None],
-                    cancel: threading.Event | None, committer: ThreadPoolExecutor) -> None:
+                    cancel: threading.Event | None, committer: ThreadPoolExecutor,
+                    deadline: float) -> None:
         window = self.options.workers * 4  # bounded in-flight work keeps memory flat
+        limits = self.options.limits
+        seen = 0
         inflight: deque[tuple[Entry, Future[Outcome]]] = deque()
         last_note = 0.0
 
@@ -214,11 +234,18 @@ class Importer:
 
         with ThreadPoolExecutor(self.options.workers, thread_name_prefix="ingest") as pool:
             try:
-                for entry in source.entries():
+                for entry in source.entries(max_depth=limits.max_depth):
                     if cancel is not None and cancel.is_set():
                         raise ImportCancelled("The import was cancelled; nothing was added.")
+                    # Checked before each entry is started; files already reading finish.
+                    stop = (MAX_FILES if seen >= limits.max_files
+                            else MAX_SECONDS if limits.clock() >= deadline else None)
+                    if stop is not None:
+                        run.stopped, run.error = stop, limits.stop_message(stop)
+                        break
+                    seen += 1
                     if entry.kind is not EntryKind.FILE:
-                        self._non_file(entry, run)
+                        self._non_file(entry, run, limits)
                         run.files_done += 1
                         continue
                     if entry.path.rpartition("/")[2].upper() == "DICOMDIR":
@@ -228,7 +255,7 @@ class Importer:
                         continue
                     inflight.append((entry, pool.submit(
                         ingest_file, source, entry, self.store, staging,
-                        self.options.read_retries)))
+                        self.options.read_retries, limits)))
                     settle(window)
                 settle(0)
             except BaseException:
@@ -240,11 +267,16 @@ class Importer:
                 raise
 
     @staticmethod
-    def _non_file(entry: Entry, run: _Run) -> None:
+    def _non_file(entry: Entry, run: _Run, limits: ScanLimits) -> None:
         if entry.kind is EntryKind.SYMLINK:
             run.ignored.append({"path": display_path(entry.path),
                                 "reason": "symbolic link, not followed (it could leave the "
                                           "medium)"})
+        elif entry.kind is EntryKind.TOO_DEEP:
+            # Rejected, not ignored: what is in it may well be DICOM that was not imported.
+            run.too_deep += 1
+            run.rejected.append({"path": display_path(entry.path),
+                                 "reason": limits.too_deep_reason()})
         elif entry.size < 0:
             run.rejected.append({"path": display_path(entry.path),
                                  "reason": "unreadable directory entry"})
@@ -266,12 +298,14 @@ class Importer:
             run.warnings.append(f"{display_path(entry.path)} cannot be read ({exc}); the whole "
                                 "medium was searched instead")
             return
-        run.dicomdirs.append(read_dicomdir(data, display_path(entry.path)))
+        run.dicomdirs.append(read_dicomdir(data, display_path(entry.path),
+                                           max_records=self.options.limits.max_files))
 
     @staticmethod
     def _take(outcome: Outcome, run: _Run) -> None:
         if isinstance(outcome, Rejected):
             run.rejected.append({"path": display_path(outcome.path), "reason": outcome.reason})
+            run.too_large += outcome.limit == MAX_FILE_BYTES
             return
         if isinstance(outcome, Ignored):
             run.ignored.append({"path": display_path(outcome.path), "reason": outcome.reason})
@@ -377,6 +411,8 @@ class Importer:
             "rejected": run.rejected,
             "ignored": run.ignored,
             "dicomdir": dicomdir,
+            "limits": self.options.limits.report(stopped=run.stopped, too_deep=run.too_deep,
+                                                 too_large=run.too_large),
             "verification": {
                 "rehashed": len({r.sha256 for r in rows}),
                 "hash_mismatches": len(bad_hashes),

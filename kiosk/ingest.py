@@ -27,9 +27,12 @@ from kiosk.dicomfile import (
     sniff,
 )
 from kiosk.errors import MediumRemovedError, SourceReadError
+from kiosk.scan_limits import MAX_FILE_BYTES, ScanLimits
 from kiosk.sources import GONE_ERRNOS, Entry, Source
 
 CHUNK = 1024 * 1024
+#: Limits when the caller gives none: the configuration's defaults.
+_DEFAULT_LIMITS = ScanLimits()
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Rejected:
 
     path: str
     reason: str
+    #: The scan limit that left it out (``"max_file_bytes"``), None for a damaged file.
+    limit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,15 +103,21 @@ class _Reader:
 
 
 def ingest_file(
-    source: Source, entry: Entry, store: BlobStore, staging: Path, retries: int
+    source: Source, entry: Entry, store: BlobStore, staging: Path, retries: int,
+    limits: ScanLimits | None = None,
 ) -> Outcome:
     """Read ``entry`` once, stage its bytes and parse its header.
+
+    A DICOM file larger than ``limits.max_file_bytes`` (by its listed size, or by what it
+    turns out to hold while it is read) is not copied: :class:`Rejected` with ``limit`` set.
 
     Raises
     ------
     MediumRemovedError
         The medium disappeared; the caller stops the import.
     """
+    limits = limits or _DEFAULT_LIMITS
+    max_bytes = limits.max_file_bytes
     try:
         fh = source.open(entry.path)
     except SourceReadError as exc:
@@ -123,14 +134,23 @@ def ingest_file(
         kind = sniff(head[:132])
         if kind == "no":
             return Ignored(entry.path, "not DICOM (no DICM marker or DICOM header)")
+        if entry.size > max_bytes:
+            return Rejected(entry.path, limits.too_large_reason(entry.size), MAX_FILE_BYTES)
         writer = store.writer(staging)
         keep: list[bytes] | None = [head] if entry.size <= HEAD_BYTES else None
         try:
             writer.write(head)
             while chunk := reader.read(CHUNK):
                 writer.write(chunk)
+                # The listed size is only a claim: a file that keeps giving bytes (a damaged
+                # or hostile file system) must neither fill the store nor the memory.
+                if reader.offset > max_bytes:
+                    writer.abort()
+                    return Rejected(entry.path, limits.grew_reason(), MAX_FILE_BYTES)
                 if keep is not None:
                     keep.append(chunk)
+                    if reader.offset > HEAD_BYTES:
+                        keep = None  # parsed from the staged copy instead
         except SourceReadError as exc:
             writer.abort()
             return Rejected(entry.path, exc.text)

@@ -32,7 +32,7 @@ from pycdlib import dr
 from pycdlib.pycdlibexception import PyCdlibException
 
 from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
-from kiosk.sources import GONE_ERRNOS, Entry, EntryKind
+from kiosk.sources import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 
 __all__ = ["IsoSource"]
 
@@ -134,7 +134,7 @@ class IsoSource:
             "it and import the directory instead."
         )
 
-    def _parse(self, fd: int) -> tuple[dict[str, _Indexed], list[Entry]]:
+    def _parse(self, fd: int) -> tuple[dict[str, _Indexed], list[Entry | str]]:
         """Parse the directory tree with pycdlib and index it; pycdlib is closed afterwards."""
         if len(self._pvd) < 6 or self._pvd[1:6] != b"CD001":
             # Checked here so that a random file gets a plain message instead of whatever
@@ -164,7 +164,7 @@ class IsoSource:
                 iso.close()
             fp.close()
 
-    def _index_tree(self, iso: Any, fd: int) -> tuple[dict[str, _Indexed], list[Entry]]:
+    def _index_tree(self, iso: Any, fd: int) -> tuple[dict[str, _Indexed], list[Entry | str]]:
         pvd = iso.pvd
         self.label = _decode_label(pvd.volume_identifier)
         if iso.has_rock_ridge():
@@ -179,16 +179,23 @@ class IsoSource:
         self._block = int(pvd.logical_block_size())
         self._image_size = os.lseek(fd, 0, os.SEEK_END)
         index: dict[str, _Indexed] = {}
-        order: list[Entry] = []
+        # Entries, and folder paths just before their contents (for entries(max_depth)).
+        order: list[Entry | str] = []
         for item in self._walk(root, "", 0, set(), fd):
+            if isinstance(item, str):
+                order.append(item)
+                continue
             index[item.entry.path] = item
             order.append(item.entry)
         return index, order
 
     def _walk(
         self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int], fd: int
-    ) -> Iterator[_Indexed]:
-        """Yield indexed entries below ``directory``, depth first, sorted by name."""
+    ) -> Iterator[_Indexed | str]:
+        """Yield indexed entries below ``directory``, depth first, sorted by name.
+
+        Each folder's path (``"a/b"``) comes just before what is in it.
+        """
         # A directory extent met twice means a loop in a crafted image; never walk it again.
         location = directory.extent_location()
         if location in seen or depth > _MAX_DEPTH:
@@ -231,8 +238,10 @@ class IsoSource:
             rel = prefix + name
             rr = rec.rock_ridge if self.naming == "rockridge" else None
             if rr is not None and rr.child_link_record_exists() and rr.cl_to_moved_dr is not None:
+                yield rel
                 yield from self._walk(rr.cl_to_moved_dr, rel + "/", depth + 1, seen, fd)
             elif rec.is_dir():
+                yield rel
                 yield from self._walk(rec, rel + "/", depth + 1, seen, fd)
             elif rec.is_symlink():
                 yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
@@ -301,19 +310,35 @@ class IsoSource:
 
     # --------------------------------------------------------------------------- the Source
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
         """Yield every non-directory entry, depth first, sorted by name within a directory.
 
         The tree was read when the source was opened, so listing never touches the medium.
 
+        Parameters
+        ----------
+        max_depth : int
+            Folders a file may be nested in. A deeper folder is yielded once, as
+            ``EntryKind.TOO_DEEP``, instead of what is below it.
+
         Yields
         ------
         Entry
-            Files, Rock Ridge symlinks (``EntryKind.SYMLINK``, never followed) and device
-            nodes or unreadable entries (``EntryKind.SPECIAL``).
+            Files, Rock Ridge symlinks (``EntryKind.SYMLINK``, never followed), device
+            nodes or unreadable entries (``EntryKind.SPECIAL``) and folders too deep to enter.
         """
         self._check_open()
-        yield from self._order
+        pruned: str | None = None
+        for item in self._order:
+            path = item if isinstance(item, str) else item.path
+            # The index is depth first, so everything below one pruned folder is contiguous.
+            if pruned is not None and path.startswith(pruned):
+                continue
+            if isinstance(item, Entry):
+                yield item
+            elif item.count("/") >= max_depth:  # its files would be max_depth + 1 deep
+                pruned = item + "/"
+                yield Entry(item, 0, EntryKind.TOO_DEEP)
 
     def open(self, path: str) -> BinaryIO:
         """Open the regular file ``path`` for reading.

@@ -24,6 +24,10 @@ from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
 #: errno values that mean "the medium is gone", not "this one file is damaged".
 GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESTALE})
 
+#: The deepest folder nesting any listing enters (``import.max_depth`` is at most this): a walk
+#: of a hostile tree must end, and its paths stop fitting in PATH_MAX long before.
+MAX_DEPTH = 128
+
 
 class EntryKind(StrEnum):
     """What a directory entry on the medium is."""
@@ -31,6 +35,7 @@ class EntryKind(StrEnum):
     FILE = "file"
     SYMLINK = "symlink"  # never followed: may point off the medium
     SPECIAL = "special"  # device nodes, FIFOs, sockets: never opened
+    TOO_DEEP = "too_deep"  # a folder nested deeper than the listing's max_depth: not entered
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +55,12 @@ class Source(Protocol):
     #: Volume label when the medium has one.
     label: str | None
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
         """Yield every non-directory entry, depth first, sorted by name within a directory.
 
-        Symlinks are yielded as ``EntryKind.SYMLINK`` and never followed.
+        Symlinks are yielded as ``EntryKind.SYMLINK`` and never followed. A folder that would
+        put its files more than ``max_depth`` folders deep is not entered: it is yielded once,
+        as ``EntryKind.TOO_DEEP``.
 
         Raises
         ------
@@ -88,7 +95,9 @@ def display_path(path: str) -> str:
 
     Names that are not UTF-8 arrive with surrogate escapes (Python's ``os.fsdecode``). Chinese
     authoring tools often write GBK names, so those bytes are tried as GB18030 before giving up
-    with replacement characters. The original ``path`` stays what opens the file.
+    and showing the bytes that decode as neither as ``\\x..`` escapes: unlike replacement
+    characters they keep two such names apart in the report (found by tests/test_fuzz.py). The
+    original ``path`` stays what opens the file.
     """
     try:
         path.encode("utf-8")
@@ -98,7 +107,7 @@ def display_path(path: str) -> str:
     try:
         return raw.decode("gb18030")
     except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace")
+        return raw.decode("utf-8", "backslashreplace")
 
 
 def open_source(spec: str | os.PathLike[str]) -> Source:
@@ -134,11 +143,11 @@ class DirectorySource:
         self.label = label if label is not None else self.root.name or None
         self._root_dev = self.root.stat().st_dev
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
         """Yield entries depth first; see :meth:`Source.entries`."""
-        yield from self._walk(self.root, "")
+        yield from self._walk(self.root, "", min(max_depth, MAX_DEPTH))
 
-    def _walk(self, directory: Path, prefix: str) -> Iterator[Entry]:
+    def _walk(self, directory: Path, prefix: str, depth_left: int) -> Iterator[Entry]:
         try:
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda e: e.name)
@@ -157,9 +166,11 @@ class DirectorySource:
                 if child.is_symlink():
                     yield Entry(rel, 0, EntryKind.SYMLINK)
                 elif child.is_dir(follow_symlinks=False):
+                    if depth_left <= 0:
+                        yield Entry(rel, 0, EntryKind.TOO_DEEP)
                     # Never cross into another filesystem mounted below the medium.
-                    if child.stat(follow_symlinks=False).st_dev == self._root_dev:
-                        yield from self._walk(Path(child.path), rel + "/")
+                    elif child.stat(follow_symlinks=False).st_dev == self._root_dev:
+                        yield from self._walk(Path(child.path), rel + "/", depth_left - 1)
                 elif child.is_file(follow_symlinks=False):
                     yield Entry(rel, child.stat(follow_symlinks=False).st_size, EntryKind.FILE)
                 else:

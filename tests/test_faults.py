@@ -31,7 +31,7 @@ from kiosk.importer import ImportProgress
 from kiosk.iso import IsoSource
 from kiosk.sample_disc import write_study
 from kiosk.service import KioskService
-from kiosk.sources import DirectorySource, Entry
+from kiosk.sources import MAX_DEPTH, DirectorySource, Entry
 
 # --------------------------------------------------------------------------------- helpers
 
@@ -108,8 +108,8 @@ class ScratchedDisc:
         self.faults = faults
         self.eio: dict[str, int] = {}
 
-    def entries(self) -> Iterator[Entry]:
-        return self.inner.entries()
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
+        return self.inner.entries(max_depth)
 
     def open(self, path: str) -> BinaryIO:
         fh = self.inner.open(path)
@@ -145,8 +145,8 @@ class PulledMidImport:
         self._opens = 0
         self._lock = threading.Lock()
 
-    def entries(self) -> Iterator[Entry]:
-        return self.inner.entries()
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
+        return self.inner.entries(max_depth)
 
     def open(self, path: str) -> BinaryIO:
         # Serialised, so "opened before the pull" is exact even with parallel workers.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -324,3 +326,16 @@ def test_an_iso_image_imports_exactly_like_the_same_tree_as_a_directory(
     assert from_iso["instances"]["verified"] == from_dir["instances"]["found"] == 31
     assert from_dir["instances"]["duplicates"] == 31  # same bytes, nothing stored twice
     assert from_iso["dicomdir"]["missing"] == [] and from_iso["dicomdir"]["unlisted"] == []
+
+
+def test_two_names_that_are_neither_utf8_nor_gbk_are_reported_apart(
+        service: KioskService, tmp_path: Path) -> None:
+    # Found by tests/test_fuzz.py: both showed as "�", one report line for two files.
+    medium = tmp_path / "odd-names"
+    medium.mkdir()
+    for raw in (b"\x80", b"\x81", b"\xd6\xd0.txt"):  # the last one is GBK for 中
+        with open(os.path.join(os.fsencode(medium), raw), "wb") as fh:
+            fh.write(b"not an image")
+    report = service.import_path(medium)
+    assert sorted(i["path"] for i in report["ignored"]) == ["\\x80", "\\x81", "中.txt"]
+    json.dumps(report, ensure_ascii=False).encode("utf-8")  # what --json prints
