@@ -151,8 +151,8 @@ def _build_printer(config: Config) -> ReceiptPrinter:
     return build_printer(config.printer)
 
 
-def build_media_desk(locations: Locations, *,
-                     fake: FakeMediaWatcher | None = None) -> MediaDesk:
+def build_media_desk(locations: Locations, *, fake: FakeMediaWatcher | None = None,
+                     limits: ScanLimits | None = None) -> MediaDesk:
     """The media desk: udev, the system mounter and role decisions; or a simulation.
 
     Parameters
@@ -161,6 +161,8 @@ def build_media_desk(locations: Locations, *,
         The data directory's disk is never offered as a medium.
     fake : FakeMediaWatcher, optional
         Use this simulated watcher (``kiosk demo``, UI tests) with a :class:`FakeMounter`.
+    limits : ScanLimits, optional
+        The ``[import]`` limits a disc's tree is counted against before it is indexed.
 
     Raises
     ------
@@ -177,7 +179,7 @@ def build_media_desk(locations: Locations, *,
     from kiosk.system_disks import disks_in_use
     from kiosk.udev_monitor import UdevMediaWatcher  # pyudev only when real media are watched
 
-    mounter = SystemMounter(default_backend(MOUNT_ROOT))
+    mounter = SystemMounter(default_backend(MOUNT_ROOT), limits=limits)
     watcher = UdevMediaWatcher(RoleClassifier(mounter),
                                lambda: disks_in_use(MOUNT_ROOT, [locations.data_dir]))
     return MediaDesk(watcher, mounter)
@@ -186,5 +188,6 @@ def build_media_desk(locations: Locations, *,
 def attach_media(service: KioskService, *,
                  fake: FakeMediaWatcher | None = None) -> MediaDesk:
     """Build the media desk (:func:`build_media_desk`) and attach it to ``service``."""
-    service.media = build_media_desk(service.locations, fake=fake)
+    service.media = build_media_desk(service.locations, fake=fake,
+                                     limits=service.importer.options.limits)
     return service.media

@@ -48,6 +48,22 @@ class SourceError(KioskError):
     exit_code = 2
 
 
+class DiscTreeLimitError(SourceError):
+    """A disc's directory tree is past the scan limits (or loops), so it is not indexed.
+
+    ``limit`` names what was hit: ``max_files``, ``max_seconds``, ``loop`` or
+    ``directory_bytes`` (listings far larger than their records). ``values`` holds the figures
+    the message quotes, so the UI can say the same in Chinese.
+    """
+
+    default_title = "Disc not read: past the limits"
+
+    def __init__(self, text: str, *, limit: str, values: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.limit = limit
+        self.values = values or {}
+
+
 class MediumRemovedError(KioskError):
     """The medium disappeared while it was being read."""
 

@@ -31,7 +31,9 @@ import pycdlib
 from pycdlib import dr
 from pycdlib.pycdlibexception import PyCdlibException
 
-from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
+from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
+from kiosk.iso_census import CHECK_EVERY, census, time_limit_error
+from kiosk.scan_limits import ScanLimits
 from kiosk.sources import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 
 __all__ = ["IsoSource"]
@@ -69,9 +71,15 @@ class IsoSource:
     ----------
     path : Path
         An ``.iso`` file or a block device (``/dev/sr0``, ``/dev/loop3``) holding ISO9660.
+    limits : ScanLimits, optional
+        The ``[import]`` limits: the directory tree is counted against ``max_files`` and
+        ``max_seconds`` (:mod:`kiosk.iso_census`) before pycdlib indexes it. Default: the
+        default limits.
 
     Raises
     ------
+    DiscTreeLimitError
+        The tree is past the limits, loops, or its listings are far larger than their records.
     SourceError
         If ``path`` cannot be opened, is empty (no disc in the drive, detached loop device) or
         does not hold a readable ISO9660 file system.
@@ -86,8 +94,9 @@ class IsoSource:
         Which of the disc's name spaces the entry paths come from.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
         self.path = Path(path)
+        self._limits = limits or ScanLimits()
         self.description = str(path)
         self.label: str | None = None
         self.naming: Naming = "iso9660"
@@ -112,7 +121,11 @@ class IsoSource:
                     "nothing. Insert the disc and try again."
                 )
             self._pvd = os.pread(fd, _PVD_LENGTH, _PVD_OFFSET)
-            self._index, self._order = self._parse(fd)
+            # One deadline for counting and indexing: together they may take max_seconds.
+            deadline = self._limits.deadline()
+            if self._pvd[1:6] == b"CD001":
+                census(fd, self._limits, deadline=deadline)
+            self._index, self._order = self._parse(fd, deadline)
         except OSError as exc:
             raise self._open_failed(exc) from exc
         finally:
@@ -134,7 +147,7 @@ class IsoSource:
             "it and import the directory instead."
         )
 
-    def _parse(self, fd: int) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+    def _parse(self, fd: int, deadline: float) -> tuple[dict[str, _Indexed], list[Entry | str]]:
         """Parse the directory tree with pycdlib and index it; pycdlib is closed afterwards."""
         if len(self._pvd) < 6 or self._pvd[1:6] != b"CD001":
             # Checked here so that a random file gets a plain message instead of whatever
@@ -142,11 +155,11 @@ class IsoSource:
             raise self._not_iso("no ISO9660 volume descriptor at sector 16")
         iso = pycdlib.PyCdlib()
         # pycdlib gets a duplicate so that closing it leaves the caller's descriptor alone.
-        fp = os.fdopen(os.dup(fd), "rb")
+        fp = _DeadlineFile(os.dup(fd), self._limits, deadline)
         try:
             try:
                 iso.open_fp(fp)
-            except OSError:
+            except (OSError, DiscTreeLimitError):
                 raise  # a real read error (EIO, medium gone): reported by the caller
             except Exception as exc:
                 # pycdlib raises its own PyCdlibInvalidISO/InvalidInput, but on hostile or
@@ -480,6 +493,36 @@ class IsoSource:
             f"{path}: the disc ends before this file does (truncated image or damaged disc).",
             errno=errno.EIO,
         )
+
+
+class _DeadlineFile(io.FileIO):
+    """The descriptor pycdlib parses from, refusing reads once the open's deadline is past.
+
+    pycdlib has no way to stop its directory walk, so the time limit is applied where it
+    reads: the census bounded how much there is to read, this bounds how long it may take
+    (a disc that reads slowly at every sector).
+    """
+
+    def __init__(self, fd: int, limits: ScanLimits, deadline: float) -> None:
+        super().__init__(fd, "rb", closefd=True)
+        self._limits = limits
+        self._deadline = deadline
+        self._reads = 0
+
+    def _check(self) -> None:
+        self._reads += 1
+        if self._reads % CHECK_EVERY == 0 and self._limits.clock() > self._deadline:
+            raise time_limit_error(self._limits)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read as :meth:`io.FileIO.read`, unless the deadline is past."""
+        self._check()
+        return super().read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read as :meth:`io.FileIO.readinto`, unless the deadline is past."""
+        self._check()
+        return super().readinto(buffer)
 
 
 class _ExtentReader(io.RawIOBase):

@@ -38,6 +38,7 @@ from kiosk.errors import MediaError
 from kiosk.media import Medium, Role
 from kiosk.media_roles import MediumView, SourceView
 from kiosk.mount_policy import MOUNT_ROOT, mountpoint_for, plan_mount
+from kiosk.scan_limits import ScanLimits
 from kiosk.sources import DirectorySource, Source
 from kiosk.system_disks import mountpoints
 
@@ -296,11 +297,16 @@ class SystemMounter:
         :class:`DirectBackend` when running as root, else :class:`HelperBackend`.
     mtools_timeout : float
         Seconds one mtools run may take when looking at a FAT stick.
+    limits : ScanLimits, optional
+        The ``[import]`` limits a disc's directory tree is counted against before it is
+        indexed (:class:`~kiosk.iso.IsoSource`); default: the default limits.
     """
 
-    def __init__(self, backend: MountBackend, *, mtools_timeout: float = 5.0) -> None:
+    def __init__(self, backend: MountBackend, *, mtools_timeout: float = 5.0,
+                 limits: ScanLimits | None = None) -> None:
         self.backend = backend
         self.mtools_timeout = mtools_timeout
+        self.limits = limits or ScanLimits()
         #: device -> (role it is mounted for, mount point): only mounts this mounter made.
         self._mounts: dict[str, tuple[Role, Path]] = {}
         self._sources: dict[str, Source] = {}
@@ -311,7 +317,7 @@ class SystemMounter:
         if reads_as_iso(medium):
             from kiosk.iso import IsoSource  # pycdlib only when a disc is read
 
-            source = IsoSource(medium.device)
+            source = IsoSource(medium.device, self.limits)
             try:
                 yield SourceView(source)
             finally:
@@ -339,7 +345,7 @@ class SystemMounter:
         if reads_as_iso(medium):
             from kiosk.iso import IsoSource
 
-            source = IsoSource(medium.device)
+            source = IsoSource(medium.device, self.limits)
             source.label = medium.label or source.label
         else:
             mounted = self._mounts.get(medium.device)

@@ -17,9 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
+
+if TYPE_CHECKING:
+    from kiosk.scan_limits import ScanLimits
 
 #: errno values that mean "the medium is gone", not "this one file is damaged".
 GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESTALE})
@@ -110,13 +113,17 @@ def display_path(path: str) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-def open_source(spec: str | os.PathLike[str]) -> Source:
+def open_source(spec: str | os.PathLike[str], limits: ScanLimits | None = None) -> Source:
     """Return the right :class:`Source` for a directory, ``.iso`` file or block device.
+
+    ``limits`` bound the directory tree an ISO image may hold before it is indexed (default:
+    the default limits); a directory is listed lazily and needs none here.
 
     Raises
     ------
     SourceError
-        If ``spec`` does not exist or is none of those.
+        If ``spec`` does not exist or is none of those, or (``DiscTreeLimitError``) an ISO
+        image's tree is past ``limits``.
     """
     path = Path(spec)
     try:
@@ -130,7 +137,7 @@ def open_source(spec: str | os.PathLike[str]) -> Source:
     if stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode):
         from kiosk.iso import IsoSource  # pycdlib is only loaded when an image is read
 
-        return IsoSource(path)
+        return IsoSource(path, limits)
     raise SourceError(f"{path} is not a directory, an ISO image or a block device.")
 
 

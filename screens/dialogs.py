@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
-from kiosk.errors import KioskError, PinError
+from kiosk.errors import DiscTreeLimitError, KioskError, PinError
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal
 from kiosk_tui.widgets import FormInput, KeyBar
 
@@ -23,6 +23,9 @@ Say = str | tuple[str, dict[str, Any]]
 
 def error_say(exc: BaseException) -> tuple[Say, Say]:
     """Title and text of an error: the core's own words, or a generic "what next"."""
+    if isinstance(exc, DiscTreeLimitError):  # what a coordinator meets at the desk: in Chinese too
+        return (("error.disc_tree_title", {}),
+                (f"error.disc_tree.{exc.limit}", dict(exc.values)))
     if isinstance(exc, KioskError):
         return exc.title, exc.text
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

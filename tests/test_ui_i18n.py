@@ -71,3 +71,27 @@ def test_sizes_durations_and_names_read_well() -> None:
     assert fmt.passport_name_guess("Li^Hua=李^华=") == "LI HUA"
     assert fmt.shorten("DICOM/ST000001/SE000001/IM000007", 12) == "…01/IM000007"
     assert fmt.local_time("garbage") == "" and not fmt.is_today(None)
+
+
+def test_a_disc_refused_before_indexing_is_explained_in_both_languages() -> None:
+    from kiosk.errors import DiscTreeLimitError
+    from kiosk.iso_census import _files_message, max_records, time_limit_error
+    from kiosk.scan_limits import ScanLimits
+    from kiosk_tui.dialogs import error_say
+
+    limits = ScanLimits(max_files=5)
+    errors = [
+        DiscTreeLimitError(_files_message(limits), limit="max_files",
+                           values={"n": f"{max_records(limits):,}", "limit": "5"}),
+        time_limit_error(limits),
+        DiscTreeLimitError("loop", limit="loop"),
+        DiscTreeLimitError("size", limit="directory_bytes"),
+    ]
+    for exc in errors:
+        title, (key, values) = error_say(exc)
+        assert title == ("error.disc_tree_title", {})
+        assert key in STRINGS, key
+        english, chinese = t(key, "en", **values), t(key, "zh", **values)
+        assert "{" not in english and "{" not in chinese
+        assert chinese != english
+    assert f"{max_records(limits):,}" in t("error.disc_tree.max_files", "zh", **errors[0].values)
