@@ -18,6 +18,7 @@ from typing import Any
 
 from kiosk.blobstore import BlobStore
 from kiosk.database import Database
+from kiosk.import_split import divide_report
 from kiosk.liveness import boot_id, claim_alive
 
 CASES, STUDIES, JOBS = "cases", "studies", "jobs"
@@ -195,8 +196,13 @@ class Catalog:
         For a medium holding several patients: the coordinator keeps the patient in front of
         them in ``case_id`` and the others go to a case of their own, so nobody's images end up
         on somebody else's stick. Returns the new case id, or None when nothing matched.
+
+        The stored import reports are divided too (:mod:`kiosk.import_split`): each case's
+        names only its own patients, and the new case's parts sit in jobs of its own (kind
+        ``split``), so purging either case leaves no name of its patients in the other's.
         """
         moving_ids = set(patient_ids)
+        replaced: set[str] = set()
         with self.db.transaction():
             case = self.case(case_id)
             if case is None:
@@ -208,13 +214,17 @@ class Catalog:
             while self.case(new_id) is not None:
                 new_id = self.new_case_id()
             now = now_iso()
+            uids = {s["study_uid"] for s in moving}
+            kept = [s for s in self.studies(case_id) if s["study_uid"] not in uids]
+            job_map, replaced = self._split_job_reports(case_id, new_id, moving_ids, moving,
+                                                        kept)
             self.db.insert(CASES, {
                 "case_id": new_id, "created": now, "updated": now, "split_from": case_id,
                 "patients": [p for p in case["patients"] if p["patient_id"] in moving_ids],
-                "imports": list(case.get("imports", [])),
-                "sources": list(case.get("sources", [])),
+                "imports": list(job_map.values()),
+                "sources": [s | {"job_id": job_map[s["job_id"]]}
+                            for s in case.get("sources", []) if s.get("job_id") in job_map],
                 "status": case.get("status", "incomplete")})
-            uids = {s["study_uid"] for s in moving}
             for uid in uids:
                 self.db.update(STUDIES, {"case_id": new_id}, case_id=case_id, study_uid=uid)
             for report in self.reports(case_id):
@@ -225,7 +235,45 @@ class Catalog:
             self.db.update(CASES, {
                 "patients": [p for p in case["patients"] if p["patient_id"] not in moving_ids],
                 "identity": None, "updated": now}, case_id=case_id)
+        for sha in replaced:  # the undivided reports: nothing refers to them any more
+            self.store.path_for(sha).unlink(missing_ok=True)
         return new_id
+
+    def _split_job_reports(self, case_id: str, new_id: str, moving_ids: set[str],
+                           moving: list[dict[str, Any]], kept: list[dict[str, Any]],
+                           ) -> tuple[dict[str, str], set[str]]:
+        """Divide the import reports of ``case_id``'s jobs; give ``new_id`` jobs for its parts.
+
+        Returns the new case's job id for each job of ``case_id`` it took a part of, and the
+        hashes of the report blobs no job refers to any more (the caller deletes them once the
+        database holds the divided ones).
+        """
+        moved_paths = [r.source_path for s in moving for r in self.manifest(s)]
+        kept_paths = [r.source_path for s in kept for r in self.manifest(s)]
+        moved_uids = {s["study_uid"] for s in moving}
+        job_map: dict[str, str] = {}
+        old: set[str] = set()
+        for job in self.db.find(JOBS, case_id=case_id):
+            sha = job.get("report")
+            if not sha or not self.store.has(sha):
+                continue
+            mine, theirs = divide_report(
+                json.loads(self.store.read_bytes(sha)), moved_patient_ids=moving_ids,
+                moved_study_uids=moved_uids, moved_paths=moved_paths, kept_paths=kept_paths,
+                new_case_id=new_id)
+            if theirs is None:
+                continue
+            self.db.update(JOBS, {"report": self.store.put_bytes(_report_bytes(mine))},
+                           job_id=job["job_id"])
+            split_id = f"split-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+            self.db.insert(JOBS, job | {
+                "job_id": split_id, "kind": "split", "case_id": new_id,
+                "split_from": job["job_id"],
+                "report": self.store.put_bytes(_report_bytes(theirs))})
+            job_map[job["job_id"]] = split_id
+            old.add(sha)
+        still = {j.get("report") for j in self.db.find(JOBS)}
+        return job_map, old - still
 
     # --- reports ---------------------------------------------------------------------------
 
@@ -282,3 +330,8 @@ class Catalog:
                                     error="the kiosk stopped during this job")
                     stale.append(job["job_id"])
         return stale
+
+
+def _report_bytes(report: dict[str, Any]) -> bytes:
+    """An import report as stored (the importer's own encoding)."""
+    return json.dumps(report, ensure_ascii=False, sort_keys=True).encode("utf-8")

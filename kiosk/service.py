@@ -24,6 +24,7 @@ from kiosk.errors import PrinterError, UsageError
 from kiosk.importer import Importer, ProgressCallback
 from kiosk.links import Link, TokenClaims
 from kiosk.locations import Locations
+from kiosk.logfile import prune_logs
 from kiosk.pin import PinCheck, PinStatus, PinStore
 from kiosk.purge import PurgeResult, UploadState, purge_case, report_staging_prefix, upload_state
 from kiosk.reports import IncomingReport
@@ -98,7 +99,7 @@ class KioskService:
         SourceError
             ``spec`` is not a readable medium.
         """
-        source = open_source(spec)
+        source = open_source(spec, self.importer.options.limits)
         try:
             return self.import_source(source, case_id=case_id, on_progress=on_progress,
                                       cancel=cancel)
@@ -225,8 +226,9 @@ class KioskService:
 
         Only cases delivered **and** uploaded qualify, so nothing here ever needs ``force``:
         a case that is not uploaded (re-checked inside the purge) is skipped, not forced.
-        Each purge is audited with ``reason="retention"``. Safe to run from a timer beside the
-        desk app: purging takes the database lock.
+        Each purge is audited with ``reason="retention"``; rotated log files older than
+        ``retention.days`` are deleted too. Safe to run from a timer beside the desk app:
+        purging takes the database lock.
         """
         due = [v for v in self.retention_review() if v.purge]
         if dry_run:
@@ -239,6 +241,8 @@ class KioskService:
                 log.info("retention: %s kept: %s", verdict.case_id, exc.text)
                 continue
             purged.append(verdict)
+        # Rotated log files older than the retention period go with the cases of that time.
+        prune_logs(self.locations.logs_dir, self.config.retention.days, self.clock())
         return purged
 
     def case_summaries(self) -> list[dict[str, Any]]:

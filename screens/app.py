@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from kiosk.errors import KioskError
+from kiosk.logfile import error_kind, open_log
 from kiosk.media import MediaAction, Medium
 from kiosk.sd_notify import alive
 from kiosk.service import KioskService
@@ -145,7 +146,7 @@ class KioskApp(App[None]):
             except KioskError as exc:
                 if worker.is_cancelled:
                     return
-                log.warning("media watcher: %s", exc.text)
+                log.warning("media watcher: %s", error_kind(exc))
                 time.sleep(1.0)  # udev hiccup: keep watching; a closed watcher ends the app
                 continue
             if events_:
@@ -380,12 +381,10 @@ def make_app(service: KioskService, **options: Any) -> KioskApp:
 def run_app(service: KioskService, **options: Any) -> int:
     """Run the desk app full screen until it is quit; 0 on a normal exit.
 
-    Logging goes to ``logs/kiosk.log`` in the data directory: the terminal belongs to the UI.
+    Logging goes to ``logs/kiosk.log`` in the data directory (the terminal belongs to the UI),
+    size-bounded and without exception messages (see :mod:`kiosk.logfile`).
     """
-    log_file = service.locations.logs_dir / "kiosk.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = open_log(service.locations.logs_dir)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -19,6 +19,7 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import Static
 
 from kiosk.links import Link
+from kiosk.logfile import error_kind
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say
 from kiosk_tui.messages import WorkDone, WorkFailed
@@ -87,7 +88,8 @@ class DoneScreen(KioskScreen[None]):
         try:
             self.service.print_slip(self.case_id, passphrase=self.passphrase)
         except Exception as exc:
-            log.warning("slip for %s not printed: %s", self.case_id, exc, exc_info=True)
+            log.warning("slip for %s not printed: %s", self.case_id, error_kind(exc),
+                        exc_info=True)
             self.post_message(WorkFailed("print", exc))
             return
         self.post_message(WorkDone("printed", None))

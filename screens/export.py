@@ -21,6 +21,7 @@ from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
 from kiosk.errors import KioskError
+from kiosk.logfile import error_kind
 from kiosk.media import MediaAction, MediaEvent, Medium, Role
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
@@ -130,7 +131,8 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
             target = media.open_target(device)
             check = self.service.export_check(self.case_id, target)
         except Exception as exc:
-            log.warning("cannot use %s for the export: %s", device, exc, exc_info=True)
+            log.warning("cannot use %s for the export of %s: %s", device, self.case_id,
+                        error_kind(exc), exc_info=True)
             if media is not None:
                 media.release(device)
             self.post_message(WorkFailed("prepare", exc))
@@ -165,7 +167,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
             try:
                 media.eject(device)  # flushes and powers the stick down: safe to pull
             except KioskError as exc:  # still verified; the prompt says to remove it anyway
-                log.warning("eject of %s failed: %s", device, exc.text)
+                log.warning("eject of %s failed: %s", device, error_kind(exc))
         self.post_message(WorkDone("exported", report))
 
     # --- messages -------------------------------------------------------------------------

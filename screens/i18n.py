@@ -349,6 +349,27 @@ STRINGS: dict[str, tuple[str, str]] = {
     "admin.audit": ("Audit trail, newest first", "审计记录（最新在前）"),
     "admin.logfile": ("Log file {path}", "日志文件 {path}"),
     # --- dialogs --------------------------------------------------------------------------
+    # A disc refused before it is indexed (kiosk/iso_census.py): DiscTreeLimitError.limit.
+    "error.disc_tree_title": ("Disc not read: past the limits", "光盘未读取：超出上限"),
+    "error.disc_tree.max_files": (
+        "The disc's folders list more than {n} entries, over twice the limit of {limit} files "
+        "(import.max_files), so it was not read: indexing it could exhaust the kiosk's memory. "
+        "Raise the limit if the disc is genuine, or import its files from a copy.",
+        "光盘目录列出的条目超过 {n} 个，是上限 {limit} 个文件（import.max_files）的两倍以上，"
+        "因此未读取：建立索引可能耗尽本机内存。如光盘可信，请提高上限，或从副本导入其文件。"),
+    "error.disc_tree.max_seconds": (
+        "Reading the disc's folders took longer than the time limit (import.max_seconds), so it "
+        "was not read. Clean the disc and try again, or ask the hospital for a new one.",
+        "读取光盘目录超过时间上限（import.max_seconds），因此未读取。请清洁光盘后重试，"
+        "或请医院重新刻录。"),
+    "error.disc_tree.loop": (
+        "The disc's folders form a loop (a folder contains itself): the disc is damaged or "
+        "crafted, so it was not read. Ask the hospital for a new disc.",
+        "光盘目录形成循环（文件夹包含自身）：光盘已损坏或被篡改，因此未读取。请医院重新刻录光盘。"),
+    "error.disc_tree.directory_bytes": (
+        "The disc's folder listings are far larger than the files in them: the disc is damaged "
+        "or crafted, so it was not read. Ask the hospital for a new disc.",
+        "光盘目录列表远大于其中的文件：光盘已损坏或被篡改，因此未读取。请医院重新刻录光盘。"),
     "error.unexpected_title": ("Unexpected problem", "意外问题"),
     "error.unexpected_text": ("{detail}. The kiosk keeps running: try again, and tell the office "
                               "if it happens again (the log has the details).",

@@ -20,6 +20,7 @@ from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
 from kiosk.importer import ImportCancelled, ImportProgress
+from kiosk.logfile import digest, error_kind
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say
@@ -93,7 +94,10 @@ class ImportScreen(KioskScreen[dict[str, Any] | None]):
             self.post_message(WorkFailed("import", exc))
             return
         except Exception as exc:  # every failure becomes a dialog; the kiosk keeps running
-            log.exception("import of %s failed", self.label)
+            # The label or folder may be the patient's name: the device node or a hash.
+            log.exception("import from %s into %s failed: %s",
+                          self.device or f"folder {digest(str(self.path))}",
+                          self.case_id or "a new case", error_kind(exc))
             self.post_message(WorkFailed("import", exc))
             return
         self.post_message(WorkDone("import", report))

@@ -18,6 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from kiosk.logfile import digest, error_kind
 from kiosk.media import Role
 from kiosk_tui import fmt
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal, KioskScreen
@@ -75,7 +76,9 @@ class ReportsScreen(KioskScreen[None]):
                 found += [(device, label, path)
                           for path in self.service.report_files_on_medium(device)]
         except Exception as exc:
-            log.warning("cannot list PDFs on the media: %s", exc, exc_info=True)
+            # Devices and the error kind only: medium paths may carry the patient's name.
+            log.warning("cannot list PDFs on %s: %s", ", ".join(d for d, _l in media),
+                        error_kind(exc), exc_info=True)
             self.post_message(WorkFailed("candidates", exc))
             return
         self.post_message(WorkDone("candidates", found))
@@ -87,7 +90,8 @@ class ReportsScreen(KioskScreen[None]):
             report = self.service.attach_report_from_medium(
                 self.case_id, device, path, language=language, role=role)
         except Exception as exc:
-            log.warning("cannot attach %s: %s", path, exc, exc_info=True)
+            log.warning("cannot attach PDF %s from %s to case %s: %s", digest(path), device,
+                        self.case_id, error_kind(exc), exc_info=True)
             self.post_message(WorkFailed("attach", exc))
             return
         self.post_message(WorkDone("attached", report))

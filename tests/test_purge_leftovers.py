@@ -4,6 +4,7 @@ store, the database, the office inbox, nor in what a crash left in staging and t
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,46 @@ def test_a_case_being_imported_into_is_not_purged(
     service.catalog.finish_job(job, "complete")
     service.purge_case(case, force=True)
     assert service.catalog.case(case) is None
+
+
+def _two_patient_disc(root: Path) -> None:
+    """One hospital disc, a folder per patient; the second patient's folder also holds a
+    note, a broken file and a re-issued image (entries the import report names by path)."""
+    make_instance(root / "ZQXKEEP_PERSON" / "IM1", patient_name="ZQXKEEP^PERSON",
+                  patient_id="PKEEP", seed=1)
+    split = root / "ZQXSPLIT_PATIENT"
+    sop = "1.2.826.0.1.3680043.8.498.4242"
+    make_instance(split / "IM1", patient_name="ZQXSPLIT^PATIENT", patient_id="PSPLIT",
+                  seed=2, sop_uid=sop, study_uid="1.2.826.0.1.3680043.8.498.77")
+    make_instance(split / "IM2", patient_name="ZQXSPLIT^PATIENT", patient_id="PSPLIT",
+                  seed=3, sop_uid=sop, study_uid="1.2.826.0.1.3680043.8.498.77")
+    (split / "NOTES.TXT").write_text("not an image")
+    (split / "BROKEN").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff")
+
+
+@pytest.mark.parametrize("purged", ["split-off", "original"])
+def test_after_a_split_each_purge_leaves_no_name_of_its_patients_in_the_other_case(
+        service: KioskService, tmp_path: Path, purged: str) -> None:
+    disc = tmp_path / "cd-two"
+    _two_patient_disc(disc)
+    report = service.import_path(disc)
+    case = report["case_id"]
+    assert {p["patient_id"] for p in report["patients"]} == {"PKEEP", "PSPLIT"}
+    assert any("ZQXSPLIT_PATIENT" in w for w in report["warnings"])  # the re-issued image
+    assert report["ignored"] and report["rejected"]
+    new = service.split_patients(case, ["PSPLIT"])
+    gone, stays = (b"ZQXSPLIT", b"ZQXKEEP") if purged == "split-off" else (b"ZQXKEEP",
+                                                                            b"ZQXSPLIT")
+    data = service.locations.data_dir
+    assert _files_holding(data, gone) and _files_holding(data, stays)
+
+    service.purge_case(new if purged == "split-off" else case, force=True)
+    assert _files_holding(data, gone) == []
+    kept_case = case if purged == "split-off" else new
+    [job] = service.catalog.jobs(case_id=kept_case)
+    kept_report = json.loads(service.store.read_bytes(job["report"]))
+    mine = "PKEEP" if purged == "split-off" else "PSPLIT"
+    assert [p["patient_id"] for p in kept_report["patients"]] == [mine]
+    assert {s["patient_id"] for s in kept_report["studies"]} == {mine}
+    assert service.case_detail(kept_case)["patients"][0]["patient_id"] == mine
+    assert _files_holding(data, stays)  # the other case's own record is whole
