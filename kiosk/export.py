@@ -14,29 +14,42 @@ Rules (DESIGN.md §5, patient-USB issue):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kiosk.blobstore import BlobStore
 from kiosk.durable import fsync_dir, syncfs
 from kiosk.errors import KioskError
-from kiosk.package import PackagePlan
 from kiosk.passphrase import new_passphrase
 from kiosk.readme_txt import readme_text
-from kiosk.zipcrypt import AesZipWriter, default_split_size, read_back_sha256
+from kiosk.zipcrypt import (
+    AesZipWriter,
+    KeySupply,
+    ReadBackError,
+    default_split_size,
+    read_back_sha256,
+)
+
+if TYPE_CHECKING:  # not imported at run time: start_keys must not wait for pydicom
+    from kiosk.blobstore import BlobStore
+    from kiosk.package import PackagePlan
 
 MARKER = ".medpass-export"
 INCOMPLETE = ".INCOMPLETE"
 ARCHIVE_BASENAME = "IMAGES"
 _CHUNK = 4 << 20
+#: Entry keys derived in the background before the package is planned (see start_keys):
+#: about what the start-up and planning of a 2,000-image case leave time for.
+_PREPARE_KEYS = 1024
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 _GONE = {errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOENT, errno.ESTALE,
@@ -117,14 +130,19 @@ def _map_os_error(exc: OSError, needed: int = 0) -> ExportError:
     return ExportError(f"Writing to the stick failed: {exc.strerror or exc}.")
 
 
+#: Longest name in a package, for the space estimate: ``PT000000/ST000000/SE000000/IM000000``
+#: is 35 bytes; report names are shorter.
+_NAME_BOUND = 64
+
+
 def required_bytes(plan: PackagePlan, encrypted: bool, block: int) -> int:
     """Bytes the package needs on a filesystem with ``block``-byte clusters, with margin."""
     readme = 16 * 1024
     if encrypted:
         # Per entry: local + central headers, AES extra field, salt, verifier, HMAC, ZIP64.
-        overhead = sum(200 + 2 * len(f.arcname.encode()) for f in plan.files)
+        overhead = plan.count * (200 + 2 * _NAME_BOUND)
         return plan.total_bytes + overhead + readme + 4 * block + (1 << 20)
-    slack = len(plan.files) * block  # each file wastes up to one cluster
+    slack = plan.count * block  # each file wastes up to one cluster
     return plan.total_bytes + slack + readme + (1 << 20)
 
 
@@ -152,17 +170,32 @@ def _claim_folder(target: Path, case_id: str) -> tuple[Path, Path]:
     raise ExportError("The stick already holds 99 packages of this case today.")
 
 
+def start_keys(encrypt: bool = True) -> KeySupply | None:
+    """A new passphrase, its entry keys already being derived in the background.
+
+    Call it as early as possible (before planning, even before the rest of the program is
+    imported) and pass the result to :func:`export_package`: key derivation is a millisecond of
+    CPU per file, which then runs on the core that start-up and planning leave idle. None when
+    the package is not encrypted.
+    """
+    return KeySupply(new_passphrase(), prepare=_PREPARE_KEYS) if encrypt else None
+
+
 def export_package(
     plan: PackagePlan,
     store: BlobStore,
     target: Path,
     *,
     encrypt: bool = True,
+    keys: KeySupply | None = None,
     split_size: int | None = None,
     on_progress: Callable[[ExportProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> ExportResult:
     """Write ``plan`` into a new folder on ``target``, verify it from the device, finish it.
+
+    ``keys`` (from :func:`start_keys`) holds the passphrase and keys derived ahead; without
+    it a passphrase is made here. It is closed when the export ends.
 
     Raises
     ------
@@ -172,6 +205,22 @@ def export_package(
     ExportVerificationError
         The read-back differs from what was written.
     """
+    if encrypt and keys is None:
+        keys = KeySupply(new_passphrase())
+    try:
+        if keys is not None:
+            keys.expect(plan.count)
+        return _export(plan, store, target, keys if encrypt else None, split_size,
+                       on_progress, cancel)
+    finally:
+        if keys is not None:
+            keys.close()
+
+
+def _export(plan: PackagePlan, store: BlobStore, target: Path, keys: KeySupply | None,
+            split_size: int | None, on_progress: Callable[[ExportProgress], None] | None,
+            cancel: threading.Event | None) -> ExportResult:
+    encrypt = keys is not None
     started = time.monotonic()
     notify = on_progress or (lambda _p: None)
     total = plan.total_bytes
@@ -197,20 +246,20 @@ def export_package(
     except OSError as exc:
         raise _map_os_error(exc, needed) from exc
 
-    passphrase = new_passphrase() if encrypt else None
+    passphrase = keys.passphrase if keys is not None else None
     try:
-        expected = _write(plan, store, work, passphrase, split_size, progress, cancel)
+        written, expected = _write(plan, store, work, keys, split_size, progress, cancel)
         readme = readme_text(encrypted=encrypt).encode("utf-8-sig")
         (work / "README.TXT").write_bytes(readme)
+        written.append("README.TXT")
         expected["README.TXT"] = hashlib.sha256(readme).hexdigest()
         syncfs(work)
         progress("verifying", total)
         names = list(expected)
         for rel, sha in zip(names, read_back_sha256([work / n for n in names]), strict=True):
             if sha != expected[rel]:
-                raise ExportVerificationError(
-                    f"{rel} on the stick differs from what was written: the stick may be "
-                    "faulty. Use another stick.")
+                raise _verification_failed(f"{rel} read back from the stick differs from what "
+                                           "was written: the stick may be faulty.")
         (work / MARKER).unlink()
         os.rename(work, final)
         fsync_dir(target)
@@ -221,8 +270,8 @@ def export_package(
         raise
     progress("done", total)
     return ExportResult(
-        folder=final, files=len(plan.files), bytes=sum(_size(final / r) for r in expected),
-        encrypted=encrypt, passphrase=passphrase, written=sorted(expected),
+        folder=final, files=plan.count, bytes=sum(_size(final / r) for r in written),
+        encrypted=encrypt, passphrase=passphrase, written=sorted(written),
         seconds=round(time.monotonic() - started, 3))
 
 
@@ -230,35 +279,98 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _write(plan: PackagePlan, store: BlobStore, work: Path, passphrase: str | None,
+def _write(plan: PackagePlan, store: BlobStore, work: Path, keys: KeySupply | None,
            split_size: int | None, progress: Callable[..., None],
-           cancel: threading.Event | None) -> dict[str, str]:
-    """Write the files; return {path relative to ``work``: expected SHA-256}."""
+           cancel: threading.Event | None) -> tuple[list[str], dict[str, str]]:
+    """Write the files.
+
+    Returns the paths written (relative to ``work``) and, for those still to be read back
+    from the device, their expected SHA-256: the archive's volumes are read back and checked
+    by the writer itself, segment by segment while it writes (see :mod:`kiosk.zipcrypt`).
+    """
     done = 0
-    if passphrase is not None:
-        writer = AesZipWriter(work, ARCHIVE_BASENAME, passphrase,
+    if keys is not None:
+        writer = AesZipWriter(work, ARCHIVE_BASENAME, keys.passphrase, keys=keys,
                               split_size=split_size or default_split_size())
-        with writer:
-            for f in plan.files:
+        with writer, _ahead(plan.files_to_write(), _PLAN_AHEAD) as files:
+            for f in files:
                 _check_cancel(cancel)
                 with f.open(store) as src:
                     writer.add_file(f.arcname, src)
                 done += f.size
                 progress("writing", done, f.arcname)
-            result = writer.close()
-        return {v.name: sha for v, sha in zip(result.volumes, result.volume_sha256,
-                                              strict=True)}
+            progress("verifying", done)
+            try:
+                result = writer.close()
+            except ReadBackError as exc:
+                raise _verification_failed(exc.text) from exc
+        return [v.name for v in result.volumes], {}
     expected: dict[str, str] = {}
-    for f in plan.files:
-        _check_cancel(cancel)
-        dest = work / f.arcname
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with f.open(store) as src, open(dest, "xb") as out:
-            shutil.copyfileobj(src, out, _CHUNK)
-        expected[f.arcname] = f.sha256
-        done += f.size
-        progress("writing", done, f.arcname)
-    return expected
+    with _ahead(plan.files_to_write(), _PLAN_AHEAD) as files:
+        for f in files:
+            _check_cancel(cancel)
+            dest = work / f.arcname
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with f.open(store) as src, open(dest, "xb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+            expected[f.arcname] = f.sha256
+            done += f.size
+            progress("writing", done, f.arcname)
+    return list(expected), expected
+
+
+_T = TypeVar("_T")
+_PLAN_AHEAD = 64  # files named (headers read) ahead of the writer
+
+
+@contextlib.contextmanager
+def _ahead(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
+    """Run ``items`` on a thread of its own, up to ``depth`` items ahead of the consumer.
+
+    The package reads each image's header to name it: about 0.1 ms of Python a file. On the
+    writer's thread that adds to its AES and HMAC work; here it runs while the writer is inside
+    them (they release the GIL). Errors reach the consumer in order, where they happened.
+    """
+    pipe: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                pipe.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return  # the consumer gave up
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the consumer's thread
+            put((None, exc))
+
+    def consume() -> Iterator[_T]:
+        while True:
+            item, exc = pipe.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="export-plan", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _verification_failed(what: str) -> ExportVerificationError:
+    return ExportVerificationError(f"{what} Use another stick.")
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

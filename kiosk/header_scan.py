@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pydicom.config
@@ -32,7 +33,7 @@ import pydicom.uid
 from pydicom.charset import convert_encodings, decode_bytes, default_encoding
 from pydicom.values import TEXT_VR_DELIMS
 
-__all__ = ["FIELDS", "META_FIELDS", "Fallback", "Scan", "scan"]
+__all__ = ["FIELDS", "META_FIELDS", "Elements", "Fallback", "Scan", "scan", "scan_elements"]
 
 # --- what the kiosk reads ----------------------------------------------------------------------
 
@@ -140,6 +141,18 @@ class Scan:
 
 
 @dataclass(frozen=True, slots=True)
+class Elements:
+    """What :func:`scan_elements` read: raw values, as the file holds them."""
+
+    #: Tag -> the value bytes, padding included (absent elements are absent).
+    values: dict[int, bytes]
+    #: File Meta Information UIDs by keyword, as in :attr:`Scan.meta`.
+    meta: dict[str, str]
+    #: As :attr:`Scan.pixel_offset`.
+    pixel_offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     """The scan declined: pydicom must read this header."""
 
@@ -190,7 +203,42 @@ def scan(data: bytes | bytearray | memoryview, *, complete: bool) -> Scan | Fall
         return Fallback("pydicom configuration is not the default")
     try:
         with memoryview(data) as buf:
-            return _scan(buf, complete)
+            found, meta, pixel_offset = _scan(buf, complete, _WANTED)
+            return _values(buf, found, meta, pixel_offset)
+    except _Decline as stop:
+        return stop.fallback
+
+
+def scan_elements(data: bytes | bytearray | memoryview, wanted: Mapping[int, tuple[str, bytes]],
+                  *, complete: bool) -> Elements | Fallback:
+    """Like :func:`scan`, but return the undecoded values of the ``wanted`` elements.
+
+    Parameters
+    ----------
+    data : bytes-like
+        The start of the file (or all of it).
+    wanted : mapping
+        Tag -> (keyword, VR) of top-level elements to return; an element found with another
+        VR makes the scan decline (pydicom would convert it differently).
+    complete : bool
+        True if `data` is the whole file.
+
+    Returns
+    -------
+    Elements
+        The raw values (padding included) of the wanted elements that are present.
+    Fallback
+        Not the common case: read the file with pydicom.
+
+    Never raises.
+    """
+    if not _pydicom_is_default():
+        return Fallback("pydicom configuration is not the default")
+    try:
+        with memoryview(data) as buf:
+            found, meta, pixel_offset = _scan(buf, complete, wanted)
+            return Elements({tag: bytes(buf[start:end]) for tag, (start, end) in found.items()},
+                            meta, pixel_offset)
     except _Decline as stop:
         return stop.fallback
 
@@ -208,7 +256,9 @@ def _pydicom_is_default() -> bool:
             and hooks.raw_element_value is pydicom.hooks.raw_element_value)
 
 
-def _scan(buf: memoryview, complete: bool) -> Scan:
+def _scan(buf: memoryview, complete: bool, wanted: Mapping[int, tuple[str, bytes]]
+          ) -> tuple[dict[int, tuple[int, int]], dict[str, str], int]:
+    """Walk the header: (wanted tag -> value span, file meta UIDs, pixel data offset)."""
     n = len(buf)
     if n < 132:
         raise _past_end(complete, "the preamble")
@@ -262,7 +312,7 @@ def _scan(buf: memoryview, complete: bool) -> Scan:
     # The data set, top level only (PS3.5 7.1.2), up to the first pixel data element.
     found: dict[int, tuple[int, int]] = {}
     header = _HEADER
-    long_vrs, short_vrs, wanted, pixel_tags = _LONG_VRS, _SHORT_VRS, _WANTED, _PIXEL_TAGS
+    long_vrs, short_vrs, pixel_tags = _LONG_VRS, _SHORT_VRS, _PIXEL_TAGS
     first = True
     while True:
         if pos + 8 > n:
@@ -301,7 +351,7 @@ def _scan(buf: memoryview, complete: bool) -> Scan:
                 raise _Decline(f"{want[0]} has VR {vr.decode('latin-1')}, not {want[1].decode()}")
             found[tag] = (start, end)
         pos = end
-    return _values(buf, found, meta, pixel_offset=pos)
+    return found, meta, pos
 
 
 def _skip_sequence(buf: memoryview, pos: int, complete: bool, depth: int) -> int:

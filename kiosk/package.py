@@ -8,18 +8,22 @@ Layout (DESIGN.md §3)::
     REPORTS/TRANSLATION_EN.PDF     DICOM tree and the DICOMDIR too)
     MANIFEST.JSON                  per-file SHA-256 and size, case, source media, provenance
 
-The plan lists every file with its size and hash before anything is written, so the writer
-can check free space first and the read-back can compare against it.
-
-The DICOMDIR and the File IDs come from :mod:`kiosk.dicomdir_writer` (one pass over the
-headers; pydicom's FileSet is quadratic in the number of instances and re-encodes them), and
-the original bytes go under those IDs. Values a DICOMDIR record needs as Type 1 but an instance
-left empty (a Study ID, say) are filled in the header copy only (see the writer), never in
-the original.
+The plan knows every instance's blob, size and hash from the catalog before anything is
+written, so the writer can check free space first and the read-back can compare against it.
+Its File IDs and the DICOMDIR come from the instances' headers (:mod:`kiosk.dicomdir_writer`:
+one pass; pydicom's FileSet is quadratic in the number of instances and re-encodes them). A
+File ID depends only on the instances before it, so :meth:`PackagePlan.files_to_write` reads
+each header just before its file is written: reading 2,000 headers overlaps writing the
+images instead of delaying the first byte. The DICOMDIR and ``MANIFEST.JSON``, which need
+every header, are written last. Values a DICOMDIR record needs as Type 1 but an instance left
+empty (a Study ID, say) are filled in the header copy only (see the writer), never in the
+original.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -36,8 +40,8 @@ from pydicom.uid import UID
 from kiosk import __version__
 from kiosk.blobstore import BlobStore
 from kiosk.catalog import Catalog, InstanceRow, now_iso
-from kiosk.dicomdir_writer import layout, write_dicomdir
-from kiosk.errors import UsageError
+from kiosk.dicomdir_writer import Layout, ScannedInstance, scan_instance, write_dicomdir
+from kiosk.errors import StoreError, UsageError
 
 
 @dataclass(frozen=True)
@@ -54,28 +58,27 @@ class PackageFile:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def open(self, store: BlobStore) -> BinaryIO:
-        """A stream of this file's bytes."""
+        """A stream of this file's bytes.
+
+        Raises
+        ------
+        StoreError
+            The kiosk's copy cannot be opened (not the stick's fault: said apart).
+        """
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.blob is not None
-        fh = store.open(self.blob)
+        with _store_errors(self.arcname):
+            # Unbuffered: the zip writer reads megabytes at a time straight into its blocks.
+            fh = cast(BinaryIO, open(store.path_for(self.blob), "rb", buffering=0))  # noqa: SIM115
         if not self.prefix:
             return fh
         return cast(BinaryIO, _Concat(self.prefix, fh))
 
 
-@dataclass(frozen=True)
-class PackagePlan:
-    """Everything that will be written, with sizes and hashes."""
-
-    case_id: str
-    files: list[PackageFile]
-    manifest: dict[str, Any]
-
-    @property
-    def total_bytes(self) -> int:
-        """Sum of file sizes."""
-        return sum(f.size for f in self.files)
+#: Bytes of an instance read for its DICOMDIR record: CT/MR headers are a few KB; a longer
+#: header is read by pydicom.
+_HEAD_BYTES = 64 << 10
 
 
 class _Concat(io.RawIOBase):
@@ -106,6 +109,14 @@ def _header(store: BlobStore, row: InstanceRow) -> Dataset:
         return dcmread(fh, stop_before_pixels=True, force=True, defer_size="64 KB")
 
 
+def _scan(store: BlobStore, row: InstanceRow) -> ScannedInstance | None:
+    """The instance's IMAGE record inputs from its first bytes, or None: pydicom reads it."""
+    with open(store.path_for(row.sha256), "rb", buffering=0) as fh:
+        head = fh.read(_HEAD_BYTES)
+    return scan_instance(head, complete=len(head) < _HEAD_BYTES,
+                         load=functools.partial(_header, store, row))
+
+
 def _wrap_raw(ds: Dataset, row: InstanceRow) -> bytes:
     """A preamble and File Meta group for a dataset that has none (old raw files).
 
@@ -124,9 +135,157 @@ def _wrap_raw(ds: Dataset, row: InstanceRow) -> bytes:
     return buf.getvalue()
 
 
+#: Upper bounds used before the DICOMDIR and MANIFEST.JSON exist (free space, progress).
+_DICOMDIR_PER_INSTANCE = 512  # bytes of records per instance (~250 for a CT slice)
+_MANIFEST_PER_FILE = 640  # bytes of JSON per file, besides its source path
+_PREFIX_MARGIN = 512  # a Part 10 header added in front of a raw dataset (~330 bytes)
+_GENERATED_MARGIN = 64 << 10
+
+
+class PackagePlan:
+    """The package of a case: every file, in the order it is written.
+
+    Sizes and hashes of the instances and reports are known from the start; File IDs, the
+    DICOMDIR and MANIFEST.JSON come as :meth:`files_to_write` runs. Until then
+    :attr:`total_bytes` is an upper bound.
+    """
+
+    def __init__(self, case_id: str, case: dict[str, Any], studies: list[dict[str, Any]],
+                 rows: list[InstanceRow], reports: list[dict[str, Any]], store: BlobStore, *,
+                 kiosk_id: str, encrypted: bool) -> None:
+        self.case_id = case_id
+        self._case = case
+        self._studies = studies
+        self._rows = rows
+        self._reports = reports
+        self._report_dicoms = {r["sop_instance_uid"]: r for r in reports if r.get("dicom_sha256")}
+        self._store = store
+        self._kiosk_id = kiosk_id
+        self._encrypted = encrypted
+        self._sizes = {rep[key]: _blob_size(store, rep[key]) for rep in reports
+                       for key in ("pdf_sha256", "dicom_sha256") if rep.get(key)}
+        #: Every file, DICOMDIR first and MANIFEST.JSON last (the manifest's order), once
+        #: :meth:`files_to_write` has run.
+        self.files: list[PackageFile] = []
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def count(self) -> int:
+        """Number of files in the package."""
+        return len(self._rows) + len(self._report_dicoms) + len(self._reports) + 2
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of file sizes: exact once written, an upper bound before."""
+        if self.files:
+            return sum(f.size for f in self.files)
+        instances = sum(r.size + _PREFIX_MARGIN for r in self._rows)
+        generated = (len(self._rows) * (_DICOMDIR_PER_INSTANCE + _MANIFEST_PER_FILE)
+                     + sum(len(r.source_path.encode()) for r in self._rows)
+                     + 2 * _GENERATED_MARGIN)
+        return instances + sum(self._sizes.values()) + generated
+
+    def files_to_write(self) -> Iterator[PackageFile]:
+        """Every file of the package, in writing order: images, reports, DICOMDIR, MANIFEST.JSON.
+
+        Each image's header is read as it comes. Run it once.
+
+        Raises
+        ------
+        UsageError
+            The instances cannot be indexed in a DICOMDIR (a record lacks a required value).
+        """
+        store, tree = self._store, Layout()
+        file_ids: dict[str, str] = {}
+        prefixes: dict[str, bytes] = {}
+        instances: list[PackageFile] = []
+        placed: set[str] = set()
+        for row in self._rows:
+            uid = row.sop_instance_uid
+            extra: dict[str, Any] = {"sop_instance_uid": uid, "study_uid": row.study_uid,
+                                     "source_path": row.source_path,
+                                     "original_sha256": row.sha256}
+            if uid in placed:
+                # A DICOMDIR cannot list two instances with one UID: keep the other version
+                # beside the file-set, unlisted, and say why in the manifest.
+                arcname = f"EXTRA/IM{len(placed):06d}"
+                extra["not_in_dicomdir"] = "another image on the disc has the same SOP Instance UID"
+            else:
+                item: Dataset | ScannedInstance
+                with _store_errors(row.source_path):
+                    scanned = _scan(store, row)
+                    if scanned is not None:
+                        item = scanned
+                    else:
+                        item = _header(store, row)
+                        if "TransferSyntaxUID" not in getattr(item, "file_meta", {}):
+                            prefixes[uid] = _wrap_raw(item, row)
+                    arcname = file_ids[uid] = self._add(tree, item)
+            placed.add(uid)
+            prefix = prefixes.get(uid, b"")
+            sha = row.sha256 if not prefix else _sha_stream(prefix, store, row.sha256)
+            if prefix:
+                extra["part10_header_added"] = True
+            instances.append(PackageFile(arcname, row.size + len(prefix), sha, "dicom",
+                                         blob=row.sha256, prefix=prefix, extra=extra))
+            yield instances[-1]
+        for uid, rep in self._report_dicoms.items():
+            blob = rep["dicom_sha256"]
+            with _store_errors(f"report {rep['report_id']}"), store.open(blob) as fh:
+                file_ids[uid] = self._add(tree, dcmread(fh, force=True))
+            instances.append(PackageFile(file_ids[uid], self._sizes[blob], blob, "dicom",
+                                         blob=blob, extra={"sop_instance_uid": uid,
+                                                           "report_id": rep["report_id"]}))
+            yield instances[-1]
+        used: set[str] = set()
+        pdfs: list[PackageFile] = []
+        report_entries = []
+        for rep in self._reports:
+            name = _report_name(rep, used)
+            pdfs.append(PackageFile(name, self._sizes[rep["pdf_sha256"]], rep["pdf_sha256"],
+                                    "report", blob=rep["pdf_sha256"]))
+            report_entries.append({
+                "file": name, "sha256": rep["pdf_sha256"],
+                "dicom_file": file_ids.get(rep.get("sop_instance_uid", "")),
+                **{k: rep.get(k) for k in ("language", "role", "source", "received",
+                                           "certified", "translator", "title", "study_uid")}})
+            yield pdfs[-1]
+        dicomdir = write_dicomdir(tree.root)
+        files = [PackageFile("DICOMDIR", len(dicomdir), _sha(dicomdir), "dicomdir",
+                             data=dicomdir), *instances, *pdfs]
+        yield files[0]
+        self.manifest = {
+            "format": "medpass-kiosk-package/1",
+            "kiosk_version": __version__,
+            "kiosk_id": self._kiosk_id,
+            "created": now_iso(),
+            "case_id": self.case_id,
+            "encrypted": self._encrypted,
+            "patients": self._case.get("patients", []),
+            "studies": [{k: s.get(k) for k in ("study_uid", "study_date", "study_description",
+                                               "modalities", "instances", "patient_id")}
+                        for s in self._studies],
+            "source_media": self._case.get("sources", []),
+            "reports": report_entries,
+            "files": [{"path": f.arcname, "size": f.size, "sha256": f.sha256, "kind": f.kind,
+                       **f.extra} for f in files],
+        }
+        data = json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8")
+        files.append(PackageFile("MANIFEST.JSON", len(data), _sha(data), "manifest", data=data))
+        self.files = files
+        yield files[-1]
+
+    def _add(self, tree: Layout, item: Dataset | ScannedInstance) -> str:
+        try:
+            return tree.add(item)
+        except ValueError as exc:
+            raise UsageError(f"Case {self.case_id} cannot be indexed for a DICOMDIR: {exc}"
+                             ) from None
+
+
 def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,
                  kiosk_id: str, encrypted: bool) -> PackagePlan:
-    """Plan the package of ``case_id``.
+    """Plan the package of ``case_id`` (its files come from :meth:`PackagePlan.files_to_write`).
 
     Raises
     ------
@@ -140,92 +299,18 @@ def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,
     rows = [r for s in studies for r in catalog.manifest(s)]
     if not rows:
         raise UsageError(f"Case {case_id} has no images to export.")
-    reports = catalog.reports(case_id)
-    uids_seen: set[str] = set()
+    return PackagePlan(case_id, case, studies, rows, catalog.reports(case_id), store,
+                       kiosk_id=kiosk_id, encrypted=encrypted)
 
-    prefixes: dict[str, bytes] = {}
-    headers: list[Dataset] = []
-    uids: list[str] = []
-    for row in rows:
-        if row.sop_instance_uid in uids_seen:
-            continue  # a second version of the same UID: see below
-        uids_seen.add(row.sop_instance_uid)
-        ds = _header(store, row)
-        if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-            prefixes[row.sop_instance_uid] = _wrap_raw(ds, row)
-        headers.append(ds)
-        uids.append(row.sop_instance_uid)
-    report_rows = {r["sop_instance_uid"]: r for r in reports if r.get("dicom_sha256")}
-    for rep in report_rows.values():
-        with store.open(rep["dicom_sha256"]) as fh:
-            headers.append(dcmread(fh, force=True))
-        uids.append(rep["sop_instance_uid"])
+
+@contextlib.contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    """Say a failed read of the kiosk's own store apart from a failing stick."""
     try:
-        ids, tree = layout(headers)
-    except ValueError as exc:
-        raise UsageError(f"Case {case_id} cannot be indexed for a DICOMDIR: {exc}") from None
-    file_ids = dict(zip(uids, ids, strict=True))
-    dicomdir = write_dicomdir(tree)
-
-    files: list[PackageFile] = [PackageFile("DICOMDIR", len(dicomdir), _sha(dicomdir),
-                                            "dicomdir", data=dicomdir)]
-    placed: set[str] = set()
-    for row in rows:
-        prefix = prefixes.get(row.sop_instance_uid, b"")
-        sha = row.sha256 if not prefix else _sha_stream(prefix, store, row.sha256)
-        extra: dict[str, Any] = {
-            "sop_instance_uid": row.sop_instance_uid, "study_uid": row.study_uid,
-            "source_path": row.source_path, "original_sha256": row.sha256}
-        if prefix:
-            extra["part10_header_added"] = True
-        if row.sop_instance_uid in placed:
-            # A DICOMDIR cannot list two instances with one UID: keep the other version
-            # beside the file-set, unlisted, and say why in the manifest.
-            arcname = f"EXTRA/IM{len(placed):06d}"
-            extra["not_in_dicomdir"] = "another image on the disc has the same SOP Instance UID"
-        else:
-            arcname = file_ids[row.sop_instance_uid]
-        placed.add(row.sop_instance_uid)
-        files.append(PackageFile(arcname, row.size + len(prefix), sha, "dicom",
-                                 blob=row.sha256, prefix=prefix, extra=extra))
-    for rep in report_rows.values():
-        blob = rep["dicom_sha256"]
-        files.append(PackageFile(file_ids[rep["sop_instance_uid"]], _blob_size(store, blob),
-                                 blob, "dicom", blob=blob,
-                                 extra={"sop_instance_uid": rep["sop_instance_uid"],
-                                        "report_id": rep["report_id"]}))
-    used: set[str] = set()
-    report_entries = []
-    for rep in reports:
-        name = _report_name(rep, used)
-        size = _blob_size(store, rep["pdf_sha256"])
-        files.append(PackageFile(name, size, rep["pdf_sha256"], "report",
-                                 blob=rep["pdf_sha256"]))
-        report_entries.append({
-            "file": name, "sha256": rep["pdf_sha256"],
-            "dicom_file": file_ids.get(rep.get("sop_instance_uid", "")),
-            **{k: rep.get(k) for k in ("language", "role", "source", "received", "certified",
-                                       "translator", "title", "study_uid")}})
-
-    manifest = {
-        "format": "medpass-kiosk-package/1",
-        "kiosk_version": __version__,
-        "kiosk_id": kiosk_id,
-        "created": now_iso(),
-        "case_id": case_id,
-        "encrypted": encrypted,
-        "patients": case.get("patients", []),
-        "studies": [{k: s.get(k) for k in ("study_uid", "study_date", "study_description",
-                                           "modalities", "instances", "patient_id")}
-                    for s in studies],
-        "source_media": case.get("sources", []),
-        "reports": report_entries,
-        "files": [{"path": f.arcname, "size": f.size, "sha256": f.sha256, "kind": f.kind,
-                   **f.extra} for f in files],
-    }
-    data = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
-    files.append(PackageFile("MANIFEST.JSON", len(data), _sha(data), "manifest", data=data))
-    return PackagePlan(case_id, files, manifest)
+        yield
+    except OSError as exc:
+        raise StoreError(f"The kiosk's copy of {what} cannot be read ({exc.strerror or exc}). "
+                         "Its store may be damaged; nothing was left on the stick.") from exc
 
 
 def _report_name(rep: dict[str, Any], used: set[str]) -> str:

@@ -30,15 +30,26 @@ its place in the block and encrypted there. No byte is copied twice. Around it, 
 releases the GIL:
 
 * *keys* (2 threads): PBKDF2 for the next entries, ahead of time (salts are random, so keys do
-  not depend on the data). ~1 ms per entry: the largest cost when files are small.
+  not depend on the data). ~1 ms per entry: the largest cost when files are small, so a
+  :class:`KeySupply` can start it before the writer exists.
 * *caller* (``add_file``): read, keystream (AES-ECB over preallocated counter blocks), XOR in
-  place, HMAC-SHA1 of the ciphertext.
-* *hash*: SHA-256 of each volume's bytes, block by block.
+  place.
+* *mac*: HMAC-SHA1 of each entry's ciphertext, piece by piece in order, then its 10-byte code
+  written into the place the caller left for it; a full block goes on to the *io* thread
+  through this one's queue, so only after every code in it is written.
 * *io*: writes each block to its volume(s) with ``O_DIRECT`` where offsets and lengths are
   aligned (no page-cache copy: that costs more CPU here than AES; the unaligned tail goes
-  through the page cache), fsyncs each volume as it fills.
+  through the page cache), fsyncs each volume as it fills and, every ``readback_segment``
+  bytes, fdatasyncs the volume and hands the finished segment to the read-back.
+* *verify* and *readback*: read each finished segment back from the device (``O_DIRECT``, or
+  the page cache dropped for the range) while the next segments are written, and compare it
+  byte for byte with the blocks that were written, which are kept until then. ``close`` reads
+  back the last segment after the final fsync. A difference raises :class:`ReadBackError`.
 
-Memory is bounded by the block pool (4 blocks of ``chunk_size``) plus the central directory
+Comparing with the written bytes costs a fifth of hashing them (numpy compares at 4-8 GB/s;
+SHA-256 runs at ~1 GB/s here, and would be needed on both sides) and is the strongest check
+there is. Memory is bounded by the block pools (two read-back segments' worth of output
+blocks, at least four, plus 3 read-back blocks of ``chunk_size``) plus the central directory
 (about 100 bytes per entry), whatever the size of the files.
 
 References
@@ -68,6 +79,7 @@ import os
 import secrets
 import stat
 import struct
+import threading
 import time
 import zlib
 from collections import deque
@@ -91,6 +103,8 @@ __all__ = [
     "AesZipWriter",
     "ArchiveCorruptError",
     "ArchiveResult",
+    "KeySupply",
+    "ReadBackError",
     "SourceChangedError",
     "WrongPassphraseError",
     "default_split_size",
@@ -144,7 +158,9 @@ _DESCRIPTOR64 = struct.Struct("<IIQQ")  # 4.3.9 with ZIP64 sizes, 24 bytes
 FAT32_MAX_FILE = (4 << 30) - 1  # largest file FAT32 can hold
 DEFAULT_CHUNK = 4 << 20
 _ALIGN = 4096  # O_DIRECT alignment of memory, file offsets and lengths (safe for 512e/4Kn)
-_BLOCKS = 4  # output blocks shared by the caller, the hash and the io threads
+_BLOCKS = 4  # output blocks shared by the caller and the io thread, at least
+_READ_BLOCKS = 3  # read-back blocks: two reads in flight while one is compared
+DEFAULT_READBACK_SEGMENT = 16 << 20  # bytes written between two read-backs
 _KEYS_AHEAD = 8  # key derivations prepared ahead of the entries that use them
 _KEY_THREADS = 2
 
@@ -176,6 +192,12 @@ class ArchiveCorruptError(VerificationError):
     default_title = "Archive damaged"
 
 
+class ReadBackError(VerificationError):
+    """What the device returned differs from what was written to it."""
+
+    default_title = "Read-back failed"
+
+
 class SourceChangedError(KioskError):
     """A source file changed size while it was being archived; the archive is unusable."""
 
@@ -194,9 +216,9 @@ class ArchiveResult:
     ----------
     volumes : list of Path
         The archive's files in order: one ``<basename>.zip``, or ``<basename>.zip.001``, ...
-    volume_sha256 : list of str
-        Hex SHA-256 of each volume's bytes as written, for read-back verification
-        (see :func:`read_back_sha256`).
+    verified : bool
+        Every byte was read back from the device after it was synced and matched what was
+        written (False only when the writer was made with ``verify=False``).
     entries : int
         Number of files in the archive.
     bytes_in : int
@@ -206,7 +228,7 @@ class ArchiveResult:
     """
 
     volumes: list[Path]
-    volume_sha256: list[str]
+    verified: bool
     entries: int
     bytes_in: int
     bytes_out: int
@@ -252,6 +274,72 @@ def _new_key_material(passphrase: bytes) -> _KeyMaterial:
     """A fresh random salt (AE III.2: unique per entry) and the keys derived from it."""
     salt = secrets.token_bytes(SALT_LEN[AES_256])
     return _KeyMaterial(salt, *derive_keys(passphrase, salt))
+
+
+def _check_passphrase(passphrase: str) -> bytes:
+    if not passphrase or not all(0x20 <= ord(c) < 0x7F for c in passphrase):
+        raise ValueError("the passphrase must be non-empty printable ASCII")
+    return passphrase.encode("ascii")
+
+
+class KeySupply:
+    """Key material for one archive's entries, derived before the writer needs it.
+
+    Every entry gets a fresh random salt and the keys PBKDF2 derives from it (AE III.2, V.3):
+    about a millisecond of CPU each, for 2,000 CT slices the largest single cost of writing the
+    archive. None of it depends on the data, so it can start as soon as the passphrase exists:
+    an exporter makes the supply first, and one background thread derives ``prepare`` keys
+    while the program finishes starting and plans the package, on the core that single-threaded
+    work leaves idle. :class:`AesZipWriter` takes prepared keys first, then derives its own.
+
+    Parameters
+    ----------
+    passphrase : str
+        Printable ASCII (tools disagree on how to encode anything else).
+    prepare : int
+        Keys to derive in the background now; :meth:`expect` lowers it once the number of
+        entries is known. 0 prepares nothing.
+    """
+
+    def __init__(self, passphrase: str, *, prepare: int = 0) -> None:
+        self._pw = _check_passphrase(passphrase)
+        self.passphrase = passphrase
+        self._ready: deque[_KeyMaterial] = deque()
+        self._lock = threading.Lock()
+        self._target = max(0, prepare)
+        self._started = 0
+        self._thread: threading.Thread | None = None
+        if self._target:
+            self._thread = threading.Thread(target=self._prepare, name="zipcrypt-prepare-keys",
+                                            daemon=True)
+            self._thread.start()
+
+    def expect(self, entries: int) -> None:
+        """The archive has ``entries`` entries: prepare no more keys than that."""
+        with self._lock:
+            self._target = min(self._target, entries)
+
+    def take(self) -> _KeyMaterial | None:
+        """A prepared key material, or None when none is ready yet."""
+        with self._lock:
+            return self._ready.popleft() if self._ready else None
+
+    def close(self) -> None:
+        """Stop preparing; wait for the derivation in progress (a millisecond)."""
+        self.expect(0)
+        if self._thread is not None:
+            self._thread.join()
+        self._ready.clear()
+
+    def _prepare(self) -> None:
+        while True:
+            with self._lock:
+                if self._started >= self._target:
+                    return
+                self._started += 1
+            material = _new_key_material(self._pw)  # PBKDF2 runs without the GIL
+            with self._lock:
+                self._ready.append(material)
 
 
 class _WinZipCtr:
@@ -335,7 +423,7 @@ def _ut_extra(mtime: float) -> bytes:
 _AES_EXTRA_BYTES = _AES_EXTRA.pack(AES_EXTRA_ID, 7, AE_2, b"AE", AES_256, STORED)
 
 
-# --- output: blocks, volume hashes, volume files --------------------------------------------------
+# --- output: blocks, read-back, volume files -----------------------------------------------------
 
 
 class _Block:
@@ -379,18 +467,138 @@ def _split_range(start: int, length: int, split: int) -> list[tuple[int, int, in
     return pieces
 
 
-class _VolumeHasher:
-    """SHA-256 of every volume, fed block by block in order (runs on the hash thread)."""
+def _round_up(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
 
-    def __init__(self, split: int) -> None:
+
+def _pread_device(fd: int, view: memoryview, offset: int, want: int, direct: list[bool]) -> int:
+    """Read ``view`` at ``offset`` from the device; at least ``want`` bytes unless at EOF.
+
+    ``direct[0]`` says whether ``fd`` is ``O_DIRECT``. Where the device or filesystem refuses
+    it (EINVAL), it is turned off and the range's cached pages are dropped first, so the bytes
+    still come from the device (the range is synced: clean pages can be dropped).
+    """
+    if direct[0]:
+        try:
+            return os.preadv(fd, [view[: _round_up(want)]], offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            _set_direct(fd, False)
+            direct[0] = False
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, offset, want, os.POSIX_FADV_DONTNEED)
+    return os.preadv(fd, [view[:want]], offset)
+
+
+def _same(a: memoryview, b: memoryview) -> bool:
+    """``a == b`` at memory speed (memoryview's own comparison goes element by element)."""
+    n = len(a)
+    if n != len(b):
+        return False
+    whole = n - n % 8
+    return bool(np.array_equal(np.frombuffer(a[:whole], np.uint64),
+                               np.frombuffer(b[:whole], np.uint64))) and a[whole:] == b[whole:]
+
+
+#: An output block written to the device, and the future that says it may be reused.
+_Written = tuple[_Block, "Future[None]"]
+
+
+class _DeviceReadBack:
+    """Reads finished segments back from the device while later ones are written.
+
+    :meth:`verify` is called on the io thread once a segment is written and synced; the
+    *verify* thread reads it, with two reads in flight on the *readback* thread, compares it
+    with the blocks that were written and then releases each block (its future), or fails it
+    with :class:`ReadBackError` or the read's ``OSError``.
+    """
+
+    def __init__(self, paths: list[Path], split: int, chunk: int) -> None:
+        self._paths = paths  # the volume files' list; it grows as volumes are opened
         self._split = split
-        self.digests: list[hashlib._Hash] = []
+        self._verify = ThreadPoolExecutor(1, thread_name_prefix="zipcrypt-verify")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="zipcrypt-readback")
+        self._pool = [_Block(chunk) for _ in range(_READ_BLOCKS)]
+        self._fds: dict[int, tuple[int, list[bool]]] = {}
+        self.compared = 0  # bytes read back and found equal so far
 
-    def update(self, block: _Block) -> None:
-        for vol, _, at, n in _split_range(block.start, block.fill, self._split):
-            if vol == len(self.digests):
-                self.digests.append(hashlib.sha256())
-            self.digests[vol].update(block.mv[at : at + n])
+    def verify(self, written: list[_Written]) -> None:
+        """Read back and compare ``written`` (consecutive blocks, written and synced)."""
+        if written:
+            self._verify.submit(self._compare, written)
+
+    def close(self) -> None:
+        """Stop the threads, close the files, free the blocks."""
+        for pool in (self._verify, self._reader):
+            pool.shutdown(wait=True, cancel_futures=True)
+        for fd, _ in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        for block in self._pool:
+            with contextlib.suppress(BufferError):
+                block.release()
+        self._pool.clear()
+
+    def _fd(self, vol: int) -> tuple[int, list[bool]]:
+        if vol not in self._fds:
+            fd = os.open(self._paths[vol], os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[vol] = (fd, [_set_direct(fd, True)])
+        return self._fds[vol]
+
+    def _compare(self, written: list[_Written]) -> None:
+        try:
+            self._compare_blocks(written)
+        except BaseException as exc:  # noqa: BLE001 - e.g. the stick is gone: the caller sees it
+            for _, retired in written:
+                if not retired.done():
+                    retired.set_exception(exc)
+
+    def _compare_blocks(self, written: list[_Written]) -> None:
+        # The blocks' pieces, cut at volume borders: (block index, volume, offset in volume,
+        # offset in block, length).
+        pieces = iter([(k, *piece) for k, (block, _) in enumerate(written)
+                       for piece in _split_range(block.start, block.fill, self._split)])
+        free = list(self._pool)
+        inflight: deque[tuple[Future[int], _Block, tuple[int, int, int, int, int]]] = deque()
+        failed: dict[int, BaseException] = {}
+
+        def refill() -> None:
+            while free:
+                piece = next(pieces, None)
+                if piece is None:
+                    return
+                _, vol, offset, _, n = piece
+                fd, direct = self._fd(vol)
+                buf = free.pop()
+                inflight.append((self._reader.submit(_pread_device, fd, buf.mv, offset, n,
+                                                     direct), buf, piece))
+
+        refill()
+        done = 0  # blocks released so far
+        while inflight:
+            future, buf, (k, _, _, at, n) = inflight.popleft()
+            block = written[k][0]
+            try:
+                if future.result() < n or not _same(buf.mv[:n], block.mv[at : at + n]):
+                    failed.setdefault(k, ReadBackError(
+                        "The archive read back from the stick is not what was written (at "
+                        f"byte {block.start + at:,}): the stick may be faulty or fake."))
+                else:
+                    self.compared += n
+            except OSError as exc:
+                failed.setdefault(k, exc)
+            free.append(buf)
+            refill()
+            if not inflight or inflight[0][2][0] != k:  # the last piece of block k
+                for j in range(done, k + 1):
+                    retired = written[j][1]
+                    if j in failed:
+                        retired.set_exception(failed[j])
+                    else:
+                        retired.set_result(None)
+                done = k + 1
 
 
 class _VolumeFiles:
@@ -466,6 +674,11 @@ class _VolumeFiles:
                 raise OSError(errno.EIO, "the device accepted no data")
             data = data[n:]
             offset += n
+
+    def sync_last(self) -> None:
+        """fdatasync the volume being written (the earlier ones were fsynced when full)."""
+        if self._fds:
+            os.fdatasync(self._fds[-1])
 
     def finish(self) -> None:
         """fsync and close every volume."""
@@ -548,6 +761,9 @@ class AesZipWriter:
         fit one volume, ``<basename>.zip.001``, ``.002``, ... (a byte-split 7-Zip opens).
     passphrase : str
         Printable ASCII (tools disagree on how to encode anything else).
+    keys : KeySupply, optional
+        Key material prepared for this archive (its passphrase must be ``passphrase``); the
+        writer derives the rest itself. The caller closes it.
     split_size : int, optional
         Largest volume in bytes; None means :func:`default_split_size` (FAT32-safe).
     chunk_size : int
@@ -557,6 +773,13 @@ class AesZipWriter:
         Sizes, offsets and counts at or above this use ZIP64 records. Only tests change it.
     direct_io : bool
         Write aligned data with ``O_DIRECT`` (falls back to the page cache where refused).
+    verify : bool
+        Read every volume back from the device while writing (every ``readback_segment``
+        bytes, after an fdatasync) and in :meth:`close` (after the final fsync), and compare it
+        with what was written; :class:`ReadBackError` if it differs.
+    readback_segment : int, optional
+        Bytes written between two read-backs, a multiple of ``chunk_size``; by default
+        16 MiB (or ``chunk_size`` if larger). Twice that is kept in memory.
 
     Notes
     -----
@@ -574,13 +797,17 @@ class AesZipWriter:
         basename: str,
         passphrase: str,
         *,
+        keys: KeySupply | None = None,
         split_size: int | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         zip64_limit: int = ZIP64_LIMIT,
         direct_io: bool = True,
+        verify: bool = True,
+        readback_segment: int | None = None,
     ) -> None:
-        if not passphrase or not all(0x20 <= ord(c) < 0x7F for c in passphrase):
-            raise ValueError("the passphrase must be non-empty printable ASCII")
+        pw = _check_passphrase(passphrase)
+        if keys is not None and keys.passphrase != passphrase:
+            raise ValueError("the key supply was made for another passphrase")
         if not basename or "/" in basename or basename in (".", ".."):
             raise ValueError(f"bad archive basename: {basename!r}")
         if chunk_size < (64 << 10) or chunk_size % _ALIGN:
@@ -590,6 +817,9 @@ class AesZipWriter:
             raise ValueError("split_size must be positive")
         if not 1 <= zip64_limit <= ZIP64_LIMIT:
             raise ValueError("zip64_limit must be in 1..0xFFFFFFFF")
+        segment = readback_segment or max(DEFAULT_READBACK_SEGMENT, chunk_size)
+        if segment < chunk_size or segment % chunk_size:
+            raise ValueError("readback_segment must be a positive multiple of chunk_size")
         self._dir = Path(dest_dir)
         self._basename = basename
         for name in (f"{basename}.zip", f"{basename}.zip.001"):
@@ -597,11 +827,15 @@ class AesZipWriter:
                 raise FileExistsError(errno.EEXIST, "refusing to overwrite", str(self._dir / name))
         if not self._dir.is_dir():
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(self._dir))
-        self._passphrase = passphrase.encode("ascii")
+        self._passphrase = pw
+        self._supply = keys
         self._chunk = chunk_size
         self._zip64_limit = zip64_limit
         self._files = _VolumeFiles(self._dir, basename, split, direct_io)
-        self._hasher = _VolumeHasher(split)
+        self._segment = segment
+        self._readback = _DeviceReadBack(self._files.paths, split, chunk_size) if verify else None
+        self._unverified: list[_Written] = []  # written since the last read-back (io thread)
+        self._unverified_bytes = 0
         self._entries: list[_Entry] = []
         self._names: set[str] = set()
         self._offset = 0  # archive offset of the next byte laid out
@@ -609,12 +843,18 @@ class AesZipWriter:
         self._state = "open"  # open | failed | closed | aborted
         self._finals: list[Path] = []
         self._ctr = _WinZipCtr(chunk_size)
-        self._pool = [_Block(chunk_size) for _ in range(_BLOCKS)]
+        # Written blocks are kept until read back: up to a segment being compared while the
+        # next one is written.
+        blocks = max(_BLOCKS, 2 * segment // chunk_size + 2) if verify else _BLOCKS
+        self._pool = [_Block(chunk_size) for _ in range(blocks)]
         self._free = list(self._pool)
         self._block: _Block | None = None  # the block being filled
-        self._pending: deque[tuple[list[Future[None]], _Block]] = deque()
+        self._pending: deque[_Written] = deque()  # handed to the io thread, oldest first
         self._io = ThreadPoolExecutor(1, thread_name_prefix="zipcrypt-io")
-        self._hash = ThreadPoolExecutor(1, thread_name_prefix="zipcrypt-hash")
+        # HMAC-SHA1 of the ciphertext, a third of the work, off the caller's thread (see the
+        # module docstring); its queue also orders the blocks' way to the io thread.
+        self._mac = ThreadPoolExecutor(1, thread_name_prefix="zipcrypt-mac")
+        self._mac_error: BaseException | None = None
         self._keys = ThreadPoolExecutor(_KEY_THREADS, thread_name_prefix="zipcrypt-keys")
         self._key_futures: deque[Future[_KeyMaterial]] = deque()
 
@@ -696,12 +936,19 @@ class AesZipWriter:
         try:
             self._write_central_directory()
             self._flush_block()
-            while self._pending:
-                self._retire_oldest()
-            self._shutdown_threads()
+            self._shutdown_threads(cancel=False)  # every block is written (or failed)
+            if self._mac_error is not None:  # pragma: no cover - hmac does not fail
+                raise self._mac_error
             self._files.finish()
             if self._files.total != self._offset:  # pragma: no cover - internal invariant
                 raise RuntimeError(f"wrote {self._files.total} bytes, expected {self._offset}")
+            if self._readback is not None:
+                self._readback.verify(self._unverified)  # the rest, now fsynced
+                self._unverified = []
+            while self._pending:
+                self._retire_oldest()  # raises what a write or the read-back met
+            if self._readback is not None:
+                self._readback.close()
             self._rename_volumes()
         except BaseException:
             self._state = "failed"
@@ -710,7 +957,7 @@ class AesZipWriter:
         self._release_blocks()
         return ArchiveResult(
             volumes=list(self._finals),
-            volume_sha256=[d.hexdigest() for d in self._hasher.digests],
+            verified=self._readback is not None,
             entries=len(self._entries),
             bytes_in=self._bytes_in,
             bytes_out=self._offset,
@@ -728,6 +975,8 @@ class AesZipWriter:
             return []
         self._state = "aborted"
         self._shutdown_threads()
+        if self._readback is not None:
+            self._readback.close()
         self._files.close()
         self._release_blocks()
         left: list[Path] = []
@@ -755,6 +1004,8 @@ class AesZipWriter:
         return raw, flags
 
     def _next_keys(self) -> _KeyMaterial:
+        if self._supply is not None and (prepared := self._supply.take()) is not None:
+            return prepared
         while len(self._key_futures) < _KEYS_AHEAD:
             self._key_futures.append(self._keys.submit(_new_key_material, self._passphrase))
         return self._key_futures.popleft().result()
@@ -769,24 +1020,99 @@ class AesZipWriter:
         return self._block
 
     def _flush_block(self) -> None:
-        """Hand the filled block to the io and hash threads; they work on it in parallel."""
+        """Hand the block being filled on to be written (after the MACs it holds)."""
         block, self._block = self._block, None
         if block is None or block.fill == 0:
             if block is not None:
                 self._free.append(block)
             return
-        futures = [
-            self._io.submit(self._files.write, block),
-            self._hash.submit(self._hasher.update, block),
-        ]
-        self._pending.append((futures, block))
-        while self._pending and all(f.done() for f in self._pending[0][0]):
-            self._retire_oldest()  # surface write errors early
+        self._send(block)
+
+    def _send(self, block: _Block) -> None:
+        retired: Future[None] = Future()
+        self._mac.submit(self._to_io, block, retired)  # after the MAC work queued before it
+        self._pending.append((block, retired))
+        while self._pending and self._pending[0][1].done():
+            self._retire_oldest()  # surface write and read-back errors early
+
+    def _to_io(self, block: _Block, retired: Future[None]) -> None:
+        """On the mac thread: every MAC in ``block`` is written; on to the io thread."""
+        if self._mac_error is not None:
+            retired.set_exception(self._mac_error)
+            return
+        try:
+            self._io.submit(self._write_block, block, retired)
+        except RuntimeError as exc:  # the writer is being aborted
+            retired.set_exception(exc)
+
+    def _mac_update(self, mac: hmac.HMAC, data: memoryview) -> None:
+        """On the mac thread: the next piece of an entry's ciphertext."""
+        if self._mac_error is None:
+            try:
+                mac.update(data)
+            except BaseException as exc:  # noqa: BLE001 - fails the blocks that follow
+                self._mac_error = exc
+
+    def _mac_write(self, mac: hmac.HMAC, places: list[tuple[_Block, int, int]]) -> None:
+        """On the mac thread: write the entry's 10-byte code (AE III.5) into its place."""
+        if self._mac_error is None:
+            try:
+                code = memoryview(mac.digest()[:MAC_LEN])
+                for block, at, n in places:
+                    block.mv[at : at + n] = code[:n]
+                    code = code[n:]
+            except BaseException as exc:  # noqa: BLE001 - fails the blocks that follow
+                self._mac_error = exc
+
+    def _emit_mac(self, mac: hmac.HMAC) -> None:
+        """Leave room for an entry's MAC and have the mac thread fill it in.
+
+        A block the MAC fills up is handed on only after the MAC is queued, so the io thread
+        never writes it before the mac thread has.
+        """
+        places: list[tuple[_Block, int, int]] = []
+        full: list[_Block] = []
+        left = MAC_LEN
+        while left:
+            block = self._current_block()
+            n = min(left, self._chunk - block.fill)
+            places.append((block, block.fill, n))
+            block.fill += n
+            self._offset += n
+            left -= n
+            if block.fill == self._chunk:
+                full.append(block)
+                self._block = None  # a fresh block for the rest; this one waits
+        self._mac.submit(self._mac_write, mac, places)
+        for block in full:
+            self._send(block)
+
+    def _write_block(self, block: _Block, retired: Future[None]) -> None:
+        """On the io thread: write ``block``; hand each finished segment to the read-back.
+
+        ``retired`` completes when the block may be reused: once written, or once read back
+        and compared when verifying; it carries the error otherwise.
+        """
+        try:
+            self._files.write(block)
+            if self._readback is None:
+                retired.set_result(None)
+                return
+            self._unverified.append((block, retired))
+            self._unverified_bytes += block.fill
+            if self._unverified_bytes >= self._segment:
+                self._files.sync_last()  # read back what the device keeps, not what it may drop
+                written, self._unverified, self._unverified_bytes = self._unverified, [], 0
+                self._readback.verify(written)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            for _, future in [*self._unverified, (block, retired)]:
+                if not future.done():
+                    future.set_exception(exc)
+            self._unverified = []
 
     def _retire_oldest(self) -> None:
-        futures, block = self._pending.popleft()
-        for future in futures:
-            future.result()  # re-raises a worker's OSError as raised (errno intact)
+        block, retired = self._pending.popleft()
+        retired.result()  # re-raises a worker's error as raised (errno intact)
         self._free.append(block)
 
     def _emit(self, data: bytes) -> None:
@@ -809,9 +1135,10 @@ class AesZipWriter:
         self._pool.clear()
         self._free.clear()
 
-    def _shutdown_threads(self) -> None:
-        for pool in (self._keys, self._hash, self._io):
-            pool.shutdown(wait=True, cancel_futures=True)
+    def _shutdown_threads(self, *, cancel: bool = True) -> None:
+        self._keys.shutdown(wait=True, cancel_futures=True)
+        self._mac.shutdown(wait=True, cancel_futures=cancel)  # it hands blocks to the io thread
+        self._io.shutdown(wait=True, cancel_futures=cancel)
 
     # -- internals: entries ----------------------------------------------------------------------
 
@@ -870,7 +1197,7 @@ class AesZipWriter:
         self._emit(header + raw_name + extra + keys.salt + keys.verifier)
 
         # Encrypted file data (AE III.4), read straight into the output block and encrypted
-        # in place, then HMAC-SHA1 of the ciphertext (AE III.5).
+        # in place, then HMAC-SHA1 of the ciphertext (AE III.5) on the mac thread.
         self._ctr.reset(keys.aes_key)
         mac = hmac.new(keys.mac_key, digestmod="sha1")
         done = 0
@@ -882,7 +1209,8 @@ class AesZipWriter:
             start = block.fill
             n = _read_full(source, block.mv[start : start + want])
             self._ctr.apply(block.arr[start : start + n], done)
-            mac.update(block.mv[start : start + n])
+            if n:
+                self._mac.submit(self._mac_update, mac, block.mv[start : start + n])
             block.fill += n
             self._offset += n
             done += n
@@ -900,7 +1228,7 @@ class AesZipWriter:
                 f"{raw_name.decode()} grew beyond {size} bytes while it was being archived; the"
                 " export must be restarted."
             )
-        self._emit(mac.digest()[:MAC_LEN])
+        self._emit_mac(mac)
         packed = done + AES_OVERHEAD
         if size is None:
             # Data descriptor with ZIP64 sizes (4.3.9.1-4.3.9.3); CRC 0 (AE II.3).
@@ -1250,7 +1578,7 @@ def _plan_entry(reader: _SplitReader, e: _CentralEntry) -> _EntryPlan:
 def read_back_sha256(
     volumes: Sequence[Path], *, drop_cache: bool = True, chunk_size: int = DEFAULT_CHUNK
 ) -> list[str]:
-    """SHA-256 of each volume as read back, to compare with :attr:`ArchiveResult.volume_sha256`.
+    """SHA-256 of each file as read back from the device (``README.TXT``, a plain package).
 
     A reader thread keeps two reads in flight while the caller hashes, so the device and
     SHA-256 (about 1.1 GB/s per core here) overlap.
@@ -1258,11 +1586,10 @@ def read_back_sha256(
     Parameters
     ----------
     volumes : sequence of Path
-        The archive's volumes.
+        The files, fsynced (only clean pages can be dropped from the cache).
     drop_cache : bool
         Read from the device, not the page cache: ``O_DIRECT`` where the filesystem allows it,
-        after dropping cached pages otherwise (the volumes were fsynced by
-        :meth:`AesZipWriter.close`; only clean pages can be dropped).
+        after dropping cached pages otherwise.
     chunk_size : int
         Read size, a multiple of 4096.
 

@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kiosk.errors import StoreError, UsageError
 from kiosk.export import (
     INCOMPLETE,
     MARKER,
@@ -210,6 +212,40 @@ def test_a_stick_pulled_mid_write_leaves_nothing_that_looks_complete_and_a_retry
     assert report["verified"] and Path(report["folder"]).is_dir()
 
 
+def test_a_stick_that_returns_other_bytes_than_written_fails_verification(
+        service: KioskService, tmp_path: Path) -> None:
+    from tests.conftest import make_instance
+
+    for i in range(10):  # ~5 MB: the first 4 MiB block reaches the stick before close
+        make_instance(tmp_path / "cd" / f"IM{i}", study_uid="1.2.3.9", series_uid="1.2.3.9.1",
+                      rows=512, columns=512, seed=i)
+    case = service.import_path(tmp_path / "cd")["case_id"]
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    store_before = _store_state(service)
+
+    def corrupt(p: object) -> None:
+        if getattr(p, "phase", "") != "verifying":
+            return
+        deadline = time.monotonic() + 30  # the first block is on its way to the stick
+        while time.monotonic() < deadline:
+            volumes = list(stick.glob("*" + INCOMPLETE + "/IMAGES.zip.001.partial"))
+            if volumes and volumes[0].stat().st_size >= 4 << 20:
+                break
+            time.sleep(0.01)
+        with open(volumes[0], "r+b") as fh:  # the flash "remembers" one bit wrong
+            fh.seek(2 << 20)
+            byte = fh.read(1)[0]
+            fh.seek(2 << 20)
+            fh.write(bytes([byte ^ 1]))
+
+    with pytest.raises(ExportVerificationError, match="not what was written"):
+        service.export_case(case, stick, on_progress=corrupt)
+    assert list(stick.iterdir()) == []  # nothing that could pass for a package
+    assert _store_state(service) == store_before
+    assert service.export_case(case, stick)["verified"]  # another try (another stick) works
+
+
 def test_kill_9_mid_export_leaves_a_folder_marked_incomplete_and_the_retry_cleans_it(
         service: KioskService, case: str, tmp_path: Path, data_dir: Path) -> None:
     stick = tmp_path / "stick"
@@ -257,6 +293,64 @@ def test_a_package_with_two_versions_of_one_uid_lists_one_and_keeps_both(
     dicoms = [e for e in manifest["files"] if e["kind"] == "dicom"]
     assert len(dicoms) == 2
     assert sum(1 for e in dicoms if "not_in_dicomdir" in e) == 1
+
+
+@pytest.mark.parametrize("encrypt", [True, False], ids=["encrypted", "plain"])
+def test_an_image_a_dicomdir_cannot_list_stops_the_export_and_leaves_nothing(
+        service: KioskService, tmp_path: Path, encrypt: bool) -> None:
+    from pydicom import dcmread
+
+    from tests.conftest import make_instance
+
+    for i in range(3):
+        make_instance(tmp_path / "cd" / f"IM{i}", study_uid="1.2.3.9", seed=i)
+    make_instance(tmp_path / "cd" / "DOC", study_uid="1.2.3.9")
+    doc = dcmread(tmp_path / "cd" / "DOC")  # a document without its MIME type (Type 1)
+    del doc.PixelData
+    doc.EncapsulatedDocument = b"%PDF-1.4 ..."
+    doc.save_as(tmp_path / "cd" / "DOC")
+    case = service.import_path(tmp_path / "cd")["case_id"]
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    with pytest.raises(UsageError, match=r"cannot be indexed for a DICOMDIR: .*MIME Type"):
+        service.export_case(case, stick, encrypt=encrypt)
+    assert list(stick.iterdir()) == []  # what was written before the error is gone
+
+
+def test_an_image_missing_from_the_kiosks_store_is_not_blamed_on_the_stick(
+        service: KioskService, case: str, tmp_path: Path) -> None:
+    [study, *_] = service.catalog.studies(case)
+    rows = service.catalog.manifest(study)
+    service.store.path_for(rows[len(rows) // 2].sha256).unlink()  # the kiosk's disk lost an image
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    with pytest.raises(StoreError, match=r"kiosk's copy of .* cannot be read"):
+        service.export_case(case, stick)
+    assert list(stick.iterdir()) == []
+
+
+def test_files_named_ahead_of_the_writer_arrive_in_order_and_so_do_errors() -> None:
+    from kiosk.export import _ahead
+
+    def named() -> Iterator[int]:
+        yield from range(100)
+        raise StoreError("the store broke after the hundredth file")
+
+    got: list[int] = []
+    with pytest.raises(StoreError, match="hundredth"), _ahead(named(), 8) as files:
+        got.extend(files)
+    assert got == list(range(100))
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    started = time.monotonic()
+    with _ahead(endless(), 4) as files:  # the writer gives up (a full stick): the thread stops
+        assert next(files) == 0
+    assert time.monotonic() - started < 5
 
 
 def test_passphrases_are_random_unambiguous_and_strong() -> None:
