@@ -29,9 +29,10 @@ The caller's thread lays the archive's bytes out directly in page-aligned output
 its place in the block and encrypted there. No byte is copied twice. Around it, every heavy call
 releases the GIL:
 
-* *keys* (2 threads): PBKDF2 for the next entries, ahead of time (salts are random, so keys do
-  not depend on the data). ~1 ms per entry: the largest cost when files are small, so a
-  :class:`KeySupply` can start it before the writer exists.
+* *keys* (a child process, :mod:`kiosk.key_process`; 2 threads as a fallback): PBKDF2 for the
+  next entries, ahead of time (salts are random, so keys do not depend on the data). ~1 ms per
+  entry: the largest cost when files are small, so a :class:`KeySupply` can start it before the
+  writer exists. ``cryptography``'s PBKDF2 holds the GIL, hence a process rather than a thread.
 * *caller* (``add_file``): read, keystream (AES-ECB over preallocated counter blocks), XOR in
   place.
 * *mac*: HMAC-SHA1 of each entry's ciphertext, piece by piece in order, then its 10-byte code
@@ -97,6 +98,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from kiosk.durable import fsync_dir
 from kiosk.errors import KioskError, VerificationError
+from kiosk.key_process import KeyProcess
 
 __all__ = [
     "ZIP64_LIMIT",
@@ -163,6 +165,7 @@ _READ_BLOCKS = 3  # read-back blocks: two reads in flight while one is compared
 DEFAULT_READBACK_SEGMENT = 16 << 20  # bytes written between two read-backs
 _KEYS_AHEAD = 8  # key derivations prepared ahead of the entries that use them
 _KEY_THREADS = 2
+_CHILD_WAIT = 0.5  # seconds to wait for a key the child owes before deriving one ourselves
 
 
 def default_split_size() -> int:
@@ -288,9 +291,11 @@ class KeySupply:
     Every entry gets a fresh random salt and the keys PBKDF2 derives from it (AE III.2, V.3):
     about a millisecond of CPU each, for 2,000 CT slices the largest single cost of writing the
     archive. None of it depends on the data, so it can start as soon as the passphrase exists:
-    an exporter makes the supply first, and one background thread derives ``prepare`` keys
-    while the program finishes starting and plans the package, on the core that single-threaded
-    work leaves idle. :class:`AesZipWriter` takes prepared keys first, then derives its own.
+    an exporter makes the supply first, and a child process (:class:`KeyProcess`: its own GIL,
+    so it never stalls the writer's threads) derives ``prepare`` keys while the program finishes
+    starting and plans the package, then those of every entry (:meth:`expect`). If the child
+    cannot start, one background thread derives ``prepare`` keys instead.
+    :class:`AesZipWriter` takes prepared keys first, then derives its own.
 
     Parameters
     ----------
@@ -309,19 +314,43 @@ class KeySupply:
         self._target = max(0, prepare)
         self._started = 0
         self._thread: threading.Thread | None = None
+        self._child: KeyProcess | None = None
         if self._target:
+            try:
+                self._child = KeyProcess(self._pw, self._target)
+                return
+            except OSError as exc:  # no child: derive in a thread of ours instead
+                log.warning("key derivation process failed to start: %s", exc)
             self._thread = threading.Thread(target=self._prepare, name="zipcrypt-prepare-keys",
                                             daemon=True)
             self._thread.start()
 
     def expect(self, entries: int) -> None:
-        """The archive has ``entries`` entries: prepare no more keys than that."""
+        """The archive has ``entries`` entries: prepare no more keys than that.
+
+        A child process (``prepare`` > 0) is asked for exactly that many: it costs our
+        threads nothing, so it derives the keys of every entry.
+        """
         with self._lock:
             self._target = min(self._target, entries)
+            if self._child is not None:
+                self._child.request(entries)
 
     def take(self) -> _KeyMaterial | None:
-        """A prepared key material, or None when none is ready yet."""
+        """A prepared key material, or None when none is ready yet.
+
+        Keys owed by the child process are waited for (they come at ~1 per ms, faster than
+        entries are written) up to ``_CHILD_WAIT`` seconds; None then, or when the child
+        failed, and the writer derives its own.
+        """
         with self._lock:
+            if self._child is not None:
+                record = self._child.take(_CHILD_WAIT)
+                if record is None:
+                    return None
+                salt, dk = record
+                n = KEY_LEN[AES_256]
+                return _KeyMaterial(salt, dk[:n], dk[n : 2 * n], dk[2 * n :])
             return self._ready.popleft() if self._ready else None
 
     def close(self) -> None:
@@ -329,6 +358,8 @@ class KeySupply:
         self.expect(0)
         if self._thread is not None:
             self._thread.join()
+        if self._child is not None:
+            self._child.close()
         self._ready.clear()
 
     def _prepare(self) -> None:
@@ -337,7 +368,7 @@ class KeySupply:
                 if self._started >= self._target:
                     return
                 self._started += 1
-            material = _new_key_material(self._pw)  # PBKDF2 runs without the GIL
+            material = _new_key_material(self._pw)
             with self._lock:
                 self._ready.append(material)
 

@@ -642,15 +642,15 @@ def test_the_read_back_comparison_sees_any_byte_at_any_alignment() -> None:
 def test_keys_prepared_before_writing_make_an_archive_7z_opens_with_a_salt_per_entry(
     out: Path, tmp_path: Path
 ) -> None:
-    supply = zc.KeySupply(PASS, prepare=6)
-    _wait_for(lambda: len(supply._ready) == 6, "the prepared keys")
+    supply = zc.KeySupply(PASS, prepare=6)  # derived by a child process
+    assert supply._child is not None
     files = {f"F{i}": os.urandom(1000 + i) for i in range(10)}  # more entries than prepared
     with AesZipWriter(out, "PATIENT", PASS, keys=supply) as writer:
         for name, data in files.items():
             writer.add_bytes(name, data, mtime=MTIME)
         result = writer.close()
+    assert result.verified and supply._child.owed == 0  # all six were used
     supply.close()
-    assert result.verified and not supply._ready  # all six were used
     assert extract(result.volumes[0], tmp_path / "x") == files
     reader = zc._SplitReader(result.volumes, drop_cache=False)
     try:
@@ -662,12 +662,15 @@ def test_keys_prepared_before_writing_make_an_archive_7z_opens_with_a_salt_per_e
 
 def test_a_key_supply_prepares_no_more_than_the_archive_needs() -> None:
     supply = zc.KeySupply(PASS, prepare=1000)
-    supply.expect(3)
-    started = supply._started  # (a slow machine may have started more before expect)
-    time.sleep(0.05)
-    supply.close()  # waits for the derivation in progress
-    assert supply._started <= max(3, started) < 1000
-    assert zc.KeySupply(PASS, prepare=0)._thread is None
+    supply.expect(3)  # the child is asked for 3 in all, whatever it was asked before
+    assert supply._child is not None and supply._child.owed == 3
+    assert all(supply.take() is not None for _ in range(3))
+    started = time.monotonic()
+    assert supply.take() is None  # nothing more owed: no wait, the writer derives its own
+    assert time.monotonic() - started < zc._CHILD_WAIT
+    supply.close()
+    idle = zc.KeySupply(PASS, prepare=0)
+    assert idle._thread is None and idle._child is None
 
 
 def test_a_key_supply_for_another_passphrase_is_refused(out: Path) -> None:
