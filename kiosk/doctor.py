@@ -73,9 +73,12 @@ def check_udev(status: Callable[[], tuple[bool, str]] | None = None) -> Check:
 
 def check_mount(euid: int | None = None, helper: str | None = None,
                 run: Callable[[list[str]], int] | None = None,
-                which: Callable[[str], str | None] = shutil.which) -> Check:
-    """The kiosk may mount media: it is root, or ``sudo`` lets it run the mount helper."""
-    from kiosk.mounter import helper_path
+                which: Callable[[str], str | None] = shutil.which,
+                socket_path: Path | None = None,
+                access: Callable[[Path, int], bool] = os.access) -> Check:
+    """The kiosk may mount media: it is root, the mount helper service lets it in (the
+    appliance), or ``sudo`` lets it run the mount helper."""
+    from kiosk.mounter import HELPER_SOCKET, helper_path
 
     euid = os.geteuid() if euid is None else euid
     for tool in ("mount", "umount"):
@@ -84,6 +87,13 @@ def check_mount(euid: int | None = None, helper: str | None = None,
                          "apt-get install mount")
     if euid == 0:
         return Check("mount", Status.OK, "running as root: media are mounted directly")
+    socket_path = socket_path or HELPER_SOCKET
+    if socket_path.exists():
+        if access(socket_path, os.R_OK | os.W_OK):
+            return Check("mount", Status.OK, f"the mount helper service listens at {socket_path}")
+        return Check("mount", Status.FAIL, f"{_user_name()} may not connect to {socket_path}",
+                     "the socket belongs to group kiosk (kiosk-mount-helper.socket): run the "
+                     "desk as the kiosk user")
     helper = helper or helper_path()
     if not Path(helper).exists():
         return Check("mount", Status.FAIL, f"the mount helper {helper} is missing",

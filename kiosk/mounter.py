@@ -10,11 +10,13 @@ cannot be exercised on the CI machines (no system bus). Instead:
   read by :class:`kiosk.iso.IsoSource` straight from ``/dev/srN`` in user space; the kiosk user
   reads the device through its group (``udev/`` rules).
 * **Everything else is mounted by** ``kiosk-mount-helper`` (:mod:`kiosk.mount_helper`), run as
-  root through one ``sudo`` rule. It takes a device and a role, nothing else: it re-reads the
-  device's facts from udev, refuses anything :mod:`kiosk.media_policy` would not offer
-  (internal and system disks), takes options and mount point from :mod:`kiosk.mount_policy`
-  only, and unmounts or cleans up only below its own mount root. When the kiosk already runs
-  as root (tests, CI), :class:`DirectBackend` does the same in-process.
+  root: on the appliance as a socket-activated service (:class:`SocketHelperBackend`), else
+  through one ``sudo`` rule (:class:`HelperBackend`). It takes a device and a role, nothing
+  else: it re-reads the device's facts from udev, refuses anything :mod:`kiosk.media_policy`
+  would not offer (internal and system disks), takes options and mount point from
+  :mod:`kiosk.mount_policy` only, and unmounts or cleans up only below its own mount root.
+  When the kiosk already runs as root (tests, CI), :class:`DirectBackend` does the same
+  in-process.
 
 A pulled medium is cleaned up with a lazy unmount (``umount -l``) and the mount point removed;
 mounts left by a crash are cleaned the same way at start-up (:meth:`SystemMounter.cleanup`).
@@ -27,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +46,11 @@ from kiosk.sources import DirectorySource, Source
 from kiosk.system_disks import mountpoints
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+#: Where the appliance's mount helper service listens (``kiosk-mount-helper.socket``).
+HELPER_SOCKET = MOUNT_ROOT.parent / "mount-helper.sock"
+#: The longest answer read from the helper service (its messages are a few lines).
+_MAX_ANSWER_BYTES = 1 << 20
 
 #: Whole disks that ``eject`` can stop: SCSI disks (USB sticks) and optical drives. Loop and
 #: MMC devices have nothing to eject.
@@ -266,6 +274,48 @@ class HelperBackend:
             return []
 
 
+class SocketHelperBackend(HelperBackend):
+    """Mounts through the mount helper service's socket: the appliance's way, with no sudo.
+
+    The same requests as :class:`HelperBackend`, sent as one line of JSON to
+    :data:`HELPER_SOCKET`, where systemd starts ``kiosk-mount-helper serve`` as root for each
+    connection; it takes the caller's uid from the kernel. The desk's unit can then forbid new
+    privileges (sudo is setuid-root), which its seccomp-based sandbox settings require.
+    """
+
+    def __init__(self, path: Path = HELPER_SOCKET, timeout: float = 60.0) -> None:
+        super().__init__(helper="", run=self._ask)
+        self.argv = []
+        self.path = path
+        self.timeout = timeout
+
+    def _ask(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """One request over the socket, answered like the command line would have been."""
+        request = json.dumps({"argv": list(argv)}).encode() + b"\n"
+        answer = b""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(str(self.path))
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)
+                while len(answer) <= _MAX_ANSWER_BYTES:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+        except OSError as exc:
+            raise MediaError(f"The mount helper service at {self.path} did not answer "
+                             f"({exc.strerror or exc}). Run `kiosk doctor`.") from None
+        try:
+            reply = json.loads(answer)
+            status, out, err = int(reply["status"]), str(reply["stdout"]), str(reply["stderr"])
+        except (ValueError, KeyError, TypeError):
+            raise MediaError("The mount helper service answered something unexpected: "
+                             f"{answer[:200]!r}.") from None
+        return subprocess.CompletedProcess(list(argv), status, out, err)
+
+
 def reads_as_iso(medium: Medium) -> bool:
     """Whether the medium is read with :class:`~kiosk.iso.IsoSource` instead of being mounted.
 
@@ -399,7 +449,10 @@ class SystemMounter:
 
 
 def default_backend(root: Path = MOUNT_ROOT) -> MountBackend:
-    """:class:`DirectBackend` as root, else :class:`HelperBackend`."""
+    """:class:`DirectBackend` as root; else the helper service when its socket is there (the
+    appliance), else the helper through sudo."""
     if os.geteuid() == 0:
         return DirectBackend(root)
+    if HELPER_SOCKET.exists():
+        return SocketHelperBackend()
     return HelperBackend()

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.root
 
 
 def test_the_appliance_ships_udev_rules() -> None:
-    assert [p.name for p in APPLIANCE_RULES] == ["65-medpass-kiosk.rules"]
+    assert [p.name for p in APPLIANCE_RULES] == ["65-medpass-kiosk.rules",
+                                                "66-medpass-printer.rules"]
 
 
 def udevadm_test(device: str) -> str:
