@@ -19,7 +19,12 @@ out as in the package. Then, ``--repeat`` times and in turn:
   kiosk.dicomdir_writer and MANIFEST.JSON last), every 16 MiB fdatasynced, read back from the
   device and compared while the next is written, the last after the final fsync; README,
   ``syncfs`` and its read-back, rename, audit. Children run from compiled bytecode, as an
-  installed kiosk does (``benchlib.kiosk_env``).
+  installed kiosk does (``benchlib.kiosk_env``);
+* ``desk``: the same export as the desk runs it: a child loads the program and builds the
+  service (not timed: the desk did that at boot); the stick is ready, so the entry keys start
+  (``service.prepare_export``); ``--desk-lead`` seconds later (default 2: the coordinator reads
+  the free space and presses Enter) ``service.export_case`` is timed to the end. With
+  ``--desk-lead 0`` the keys start with the export.
 
 Before each timed run the previous output is deleted, the kiosk's blobs and the plain package
 are read once (both contenders start page-cached), ``sync`` runs and the machine is left alone
@@ -253,6 +258,30 @@ def print_phases(result: dict[str, Any], wall: float, cpu: float, rss: float) ->
     print(f"Peak RSS (high-water mark): {marks}")
 
 
+def desk_child(data: Path, config: Path, case_id: str, out: Path, lead: float) -> None:
+    """One export as the desk runs it; print its figures as JSON.
+
+    The desk has loaded the program and built the service long before a coordinator presses
+    Export, so that part is not timed here. When the patient's stick is ready the desk starts
+    the entry keys (``prepare_export``) and shows the stick's free space; the coordinator reads
+    it and presses Enter ``lead`` seconds later (0: at once, keys start with the export). Timed
+    from Enter: ``export_case`` plans, writes, reads back. CPU is this process's threads plus
+    the key-derivation child's (reaped when it ends), lead time included.
+    """
+    from kiosk.bootstrap import build_service
+
+    service = build_service(str(config), str(data))
+    c0, k0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    keys = service.prepare_export(case_id) if lead > 0 else None
+    time.sleep(lead)
+    t0 = time.perf_counter()
+    service.export_case(case_id, out, keys=keys)
+    wall = time.perf_counter() - t0
+    k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (k1.ru_utime - k0.ru_utime) + (k1.ru_stime - k0.ru_stime)
+    print(json.dumps({"seconds": wall, "cpu": cpu}))
+
+
 # --- main -------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,12 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small smoke-run sizes")
     ap.add_argument("--regen", action="store_true", help="regenerate the source tree and case")
     ap.add_argument("--no-phases", action="store_true", help="skip the per-phase timing run")
-    ap.add_argument("--phases-child", nargs=4, metavar=("DATA", "CONFIG", "CASE", "OUT"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument("--desk-lead", type=float, default=2.0,
+                    help="seconds between the stick being ready (the desk starts the entry "
+                         "keys) and the coordinator's Enter, for the desk's export; 0 = at "
+                         "once (default %(default)s)")
+    for child in ("--phases-child", "--desk-child"):
+        ap.add_argument(child, nargs=4, metavar=("DATA", "CONFIG", "CASE", "OUT"),
+                        help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.phases_child:
         data, config, case_id, out = a.phases_child
         phases_child(Path(data), Path(config), case_id, Path(out))
+        return 0
+    if a.desk_child:
+        data, config, case_id, out = a.desk_child
+        desk_child(Path(data), Path(config), case_id, Path(out), a.desk_lead)
         return 0
     instances = a.instances or (100 if a.quick else 2000)
     repeat = a.repeat or (1 if a.quick else 3)
@@ -306,8 +344,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # What `kiosk export` loads, compiled once (as installed) before anything is timed.
     warm_bytecode("kiosk.cli", "kiosk.bootstrap", "kiosk.export", "kiosk.package")
+    desk_cmd = [sys.executable, str(Path(__file__).resolve()), "--desk-child", str(data),
+                str(config), case_id, str(out), "--desk-lead", str(a.desk_lead)]
     s7 = Runs("7z a -tzip -mem=AES256 -mx=0")
     kz = Runs("kiosk export (process)")
+    dk = Runs("kiosk export in the desk")
     failures: list[str] = []
     report: dict[str, Any] = {}
     say(f"measuring: {len(files)} files, {mb:.0f} MB, case {case_id} ...")
@@ -324,6 +365,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  run {i + 1}/{repeat} 7z    {run.wall:6.2f} s (+ sync {s7.extra['sync'][-1]:.2f} s)"
             f"  CPU {run.cpu:5.2f} s  {run.rss_mb:4.0f} MB  others {run.others:.0%} of a core")
 
+        settle(out, sources, settle_s, recreate=True)
+        run = run_child(desk_cmd, env=kiosk_env())
+        if run.code != 0:
+            tail = " | ".join(run.stderr.strip().splitlines()[-3:])
+            failures.append(f"the desk's export exited {run.code}: {tail}")
+            say(f"  run {i + 1}/{repeat} desk  FAILED: {failures[-1]}")
+        else:
+            desk = json.loads(run.stdout.strip().splitlines()[-1])
+            dk.seconds.append(desk["seconds"])
+            dk.cpu.append(desk["cpu"])
+            dk.others.append(run.others)
+            say(f"  run {i + 1}/{repeat} desk  {desk['seconds']:6.2f} s  CPU {desk['cpu']:5.2f} s")
+
+        # The CLI last: its archive is the one `7z t` checks below.
         settle(out, sources, settle_s, recreate=True)
         run = run_child(export_cmd, env=kiosk_env(), stderr=base / "export.log")
         try:
@@ -376,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         (kz.label, median(kz.seconds), median(kz.cpu),
          f"{max(kz.rss_mb):.0f}" if kz.rss_mb else ""),
         ("  of which export_package", median(kz.extra.get("report", [])), float("nan"), ""),
+        (dk.label, median(dk.seconds), median(dk.cpu), ""),
     ]
     for label, secs, cpu_s, rss_s in rows:
         cpu_txt = f"{cpu_s:6.2f}" if cpu_s == cpu_s else f"{'':6s}"
@@ -383,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{secs / t7:6.2f}")
     print("7z: page cache only (no fsync, no verification). kiosk: the whole `kiosk export --json`"
           "\nprocess: start-up, plan, zip (headers, DICOMDIR) with O_DIRECT + fsync, read back from"
-          "\nthe device and compared; export_package = the report's own 'seconds' (no start-up).")
+          "\nthe device and compared; export_package = the report's own 'seconds' (no start-up)."
+          "\nIn the desk: from the coordinator's Enter to verified, in a process that has loaded"
+          "\nthe program; the entry keys started when the stick was ready, "
+          f"{a.desk_lead:g} s before\nEnter (--desk-lead; 0 = with the export).")
     if phases:
         print_phases(*phases)
 
@@ -394,10 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {verdict(ratio <= TARGET_RATIO)}  ratio kiosk export / 7z ({mb:.0f} MB): "
               f"{ratio:.2f}x  (target <= {TARGET_RATIO})")
         print(f"        vs 7z + sync: {median(kz.seconds) / (t7 + sync7):.2f}x")
-        if len(kz.seconds) == len(s7.seconds) > 1:  # how much the runs disagree
-            pairs = [k / s for k, s in zip(kz.seconds, s7.seconds, strict=True)]
-            print(f"        run by run: {', '.join(f'{r:.2f}' for r in pairs)} (median "
-                  f"{median(pairs):.2f}x)")
+        _run_by_run(kz.seconds, s7.seconds)
+    if dk.seconds:
+        ratio = median(dk.seconds) / t7
+        print(f"  {verdict(ratio <= TARGET_RATIO)}  ratio export in the desk / 7z ({mb:.0f} MB): "
+              f"{ratio:.2f}x  (target <= {TARGET_RATIO})")
+        _run_by_run(dk.seconds, s7.seconds)
+    if kz.seconds:
         rss = max(kz.rss_mb)
         print(f"  {verdict(rss < TARGET_RSS_MB)}  peak RSS of the export: {rss:.0f} MB  "
               f"(target < {TARGET_RSS_MB:.0f} MB)")
@@ -407,8 +469,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{tested[1]} files (package: {len(files)})")
     for f in failures:
         print(f"  FAIL  {f}")
-    warn_if_disturbed([*s7.others, *kz.others])
+    warn_if_disturbed([*s7.others, *kz.others, *dk.others])
     return 0 if not failures and tested and tested[0] else 1
+
+
+def _run_by_run(ours: list[float], sevens: list[float]) -> None:
+    """How much the interleaved runs disagree: each run's ratio to the 7z run before it."""
+    if len(ours) == len(sevens) > 1:
+        pairs = [k / s for k, s in zip(ours, sevens, strict=True)]
+        print(f"        run by run: {', '.join(f'{r:.2f}' for r in pairs)} (median "
+              f"{median(pairs):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from kiosk_tui.messages import ExportProgressed, WorkDone, WorkFailed
 
 if TYPE_CHECKING:  # kiosk.export loads the AES machinery: only when an export runs
     from kiosk.export import ExportProgress
+    from kiosk.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
         #: A stick taken for a hospital medium (it holds DICOM); the coordinator may override.
         self.refused: Medium | None = None
         self.cancel_event = threading.Event()
+        #: The entry keys of the encrypted export, derived from the moment a stick is ready
+        #: (see KioskService.prepare_export); handed to the export, or closed.
+        self.keys: KeySupply | None = None
 
     @property
     def demo_offers(self) -> frozenset[str]:  # type: ignore[override]
@@ -93,6 +97,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
 
     def on_unmount(self) -> None:
         self.cancel_event.set()
+        self._drop_keys()
 
     # --- media --------------------------------------------------------------------------------
 
@@ -130,6 +135,8 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
             assert media is not None, "the app always attaches media"
             target = media.open_target(device)
             check = self.service.export_check(self.case_id, target)
+            # The keys now: the coordinator reads the screen and confirms meanwhile.
+            keys = self.service.prepare_export(self.case_id)
         except Exception as exc:
             log.warning("cannot use %s for the export of %s: %s", device, self.case_id,
                         error_kind(exc), exc_info=True)
@@ -137,10 +144,11 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
                 media.release(device)
             self.post_message(WorkFailed("prepare", exc))
             return
-        self.post_message(WorkDone("prepared", (target, check)))
+        self.post_message(WorkDone("prepared", (target, check, keys)))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def run_export(self, device: str, target: Path, encrypt: bool) -> None:
+    def run_export(self, device: str, target: Path, encrypt: bool,
+                   keys: KeySupply | None) -> None:
         """Write, read back, then eject; the report comes back as a message."""
         last_time, last_phase = 0.0, ""
 
@@ -155,7 +163,8 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
         media = self.service.media
         try:
             report = self.service.export_case(self.case_id, target, encrypt=encrypt,
-                                              on_progress=on_progress, cancel=self.cancel_event)
+                                              on_progress=on_progress, cancel=self.cancel_event,
+                                              keys=keys)
         except Exception as exc:
             if not isinstance(exc, KioskError):
                 log.exception("export of %s failed", self.case_id)
@@ -173,8 +182,12 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
     # --- messages -------------------------------------------------------------------------
 
     def on_work_done(self, message: WorkDone) -> None:
-        if message.job == "prepared" and self.state == "preparing":
-            self.target, self.check = message.result
+        if message.job == "prepared":
+            target, check, keys = message.result
+            if self.state != "preparing":  # the stick went, or the screen is leaving
+                keys.close()
+                return
+            self.target, self.check, self.keys = target, check, keys
             self.state = "ready"
         elif message.job == "exported":
             self.report = message.result
@@ -197,7 +210,13 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
             "waiting", None, None, None, None)
         self.progress = None
         self.cancel_event = threading.Event()
+        self._drop_keys()  # a new stick gets a new passphrase
         self.redraw()
+
+    def _drop_keys(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
+            self.keys = None
 
     # --- drawing --------------------------------------------------------------------------
 
@@ -283,7 +302,11 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
                 and self.device and self.target):
             self.state = "writing"
             self.redraw()
-            self.run_export(self.device, self.target, self.encrypt)
+            keys, self.keys = self.keys, None  # the export closes them when it ends
+            if not self.encrypt and keys is not None:
+                keys.close()
+                keys = None
+            self.run_export(self.device, self.target, self.encrypt, keys)
 
     def action_encrypted(self) -> None:
         self.encrypt = True

@@ -37,6 +37,8 @@ def test_quick_export_benchmark_prints_ratio_rss_and_verifies(tmp_path: Path) ->
     assert re.search(r"^7z a -tzip -mem=AES256 -mx=0\s+\d+\.\d+", out, re.M), out
     assert re.search(r"^kiosk export \(process\)\s+\d+\.\d+", out, re.M), out
     assert re.search(r"(PASS|MISS)\s+ratio kiosk export / 7z \(.*\): \d+\.\d+x", out), out
+    assert re.search(r"^kiosk export in the desk\s+\d+\.\d+", out, re.M), out
+    assert re.search(r"(PASS|MISS)\s+ratio export in the desk / 7z \(.*\): \d+\.\d+x", out), out
     assert re.search(r"(PASS|MISS)\s+peak RSS of the export: \d+ MB", out), out
     assert re.search(r"OK\s+7z t of the kiosk archive .*: Everything is Ok, 14 files", out), out
     assert re.search(r"^\s+export:\s+of which DICOMDIR encode\s+\d+\.\d+", out, re.M), out

@@ -480,3 +480,38 @@ def test_admin_purges_a_case_after_confirmation(desk: Desk) -> None:
     logins = [e["details"] for e in desk.service.recent_audit() if e["action"] == "admin_login"]
     assert [(d["purpose"], d["ok"]) for d in logins] == [("admin", True), ("force_purge", True)]
     assert logins[1]["case_id"] == case_id
+
+
+def test_the_entry_keys_start_when_the_stick_is_ready_and_a_pulled_stick_drops_them(
+        desk: Desk) -> None:
+    """PBKDF2 runs while the coordinator reads the screen; the export uses those very keys."""
+    case_id = confirmed_case(desk)
+    app = desk.app()
+    result: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
+
+    def exported(report: dict[str, Any] | None) -> None:
+        result.update(report or {})
+
+    async def script(pilot: Pilot[None]) -> None:
+        app.push_screen(ExportScreen(case_id), exported)
+        export = await wait_screen(pilot, "ExportScreen")
+        assert export.keys is None  # no stick, no passphrase yet
+        desk.insert_stick()
+        await wait_for(pilot, lambda: export.state == "ready")
+        first = export.keys
+        assert first is not None and first._child is not None and first._child.alive
+        desk.watcher.remove(str(desk.stick))  # pulled before writing: its keys go
+        await wait_for(pilot, lambda: export.state == "waiting")
+        assert export.keys is None
+        assert first._child._proc.wait(timeout=5) is not None  # the child has ended
+        desk.insert_stick()
+        await wait_for(pilot, lambda: export.state == "ready")
+        assert export.keys is not None and export.keys is not first
+        seen["passphrase"] = export.keys.passphrase
+        assert seen["passphrase"] != first.passphrase  # a new stick, a new passphrase
+        await pilot.press("enter")
+        await wait_screen(pilot, "HomeScreen", timeout=60)
+
+    run(app, script)
+    assert result["encrypted"] is True and result["passphrase"] == seen["passphrase"]
