@@ -14,6 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
 from kiosk.errors import DiscTreeLimitError, KioskError, PinError
+from kiosk.pin import MAX_DIGITS
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal
 from kiosk_tui.widgets import FormInput, KeyBar
 
@@ -87,6 +88,12 @@ class ConfirmDialog(KioskModal[bool]):
         self.dismiss(yes)
 
 
+def _pin_field(field_id: str) -> FormInput:
+    """A masked field that takes digits only, as many as a PIN may have."""
+    return FormInput(password=True, id=field_id, max_length=MAX_DIGITS, restrict=r"[0-9]*",
+                     compact=True)
+
+
 class PinDialog(KioskModal[bool]):
     """The coordinator PIN for ``purpose`` (Admin or an override): True when it was right.
 
@@ -110,8 +117,7 @@ class PinDialog(KioskModal[bool]):
             yield Static(id="dialog-title", classes="dialog-title")
             yield Static(id="pin-purpose")
             yield Static(id="pin-prompt")
-            yield FormInput(password=True, id="pin", max_length=12, restrict=r"[0-9]*",
-                            compact=True)
+            yield _pin_field("pin")
             yield Static(id="pin-message", classes="dialog-warning")
             yield KeyBar()
 
@@ -184,11 +190,9 @@ class SetPinDialog(KioskModal[str | None]):
             yield Static(id="dialog-title", classes="dialog-title")
             yield Static(id="pin-help")
             yield Static(id="pin-new-label")
-            yield FormInput(password=True, id="pin-new", max_length=12, restrict=r"[0-9]*",
-                            compact=True)
+            yield _pin_field("pin-new")
             yield Static(id="pin-again-label")
-            yield FormInput(password=True, id="pin-again", max_length=12, restrict=r"[0-9]*",
-                            compact=True)
+            yield _pin_field("pin-again")
             yield Static(id="pin-message", classes="dialog-warning", markup=False)
             yield KeyBar()
 

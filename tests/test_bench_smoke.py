@@ -33,7 +33,8 @@ def test_quick_benchmark_prints_table_and_ratio(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (BENCH / "export.py").exists(), reason="bench/export.py not present")
 @pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (p7zip-full)")
 def test_quick_export_benchmark_prints_ratio_rss_and_verifies(tmp_path: Path) -> None:
-    out = _run("export.py", "--instances", "12", "--settle", "0", "--workdir", str(tmp_path))
+    out = _run("export.py", "--instances", "12", "--settle", "0", "--desk-lead", "0.2",
+               "--workdir", str(tmp_path))
     assert re.search(r"^7z a -tzip -mem=AES256 -mx=0\s+\d+\.\d+", out, re.M), out
     assert re.search(r"^kiosk export \(process\)\s+\d+\.\d+", out, re.M), out
     assert re.search(r"(PASS|MISS)\s+ratio kiosk export / 7z \(.*\): \d+\.\d+x", out), out

@@ -190,25 +190,22 @@ def test_serve_needs_a_socket_on_standard_input() -> None:
         assert result.returncode == 1 and "must run as root" in result.stderr
 
 
-def test_doctor_accepts_the_helper_service(tmp_path: Path) -> None:
-    listener = socket.socket(socket.AF_UNIX)
+@pytest.fixture
+def helper_socket(tmp_path: Path) -> Iterator[Path]:
+    """A socket bound where the helper service's would be (nothing answers on it)."""
     path = tmp_path / "mount-helper.sock"
-    listener.bind(str(path))
-    try:
-        check = doctor.check_mount(euid=1000, which=lambda t: f"/usr/bin/{t}",
-                                   socket_path=path)
-    finally:
-        listener.close()
-    assert check.status is Status.OK and str(path) in check.detail
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        yield path
 
 
-def test_doctor_says_when_the_kiosk_may_not_use_the_helper_service(tmp_path: Path) -> None:
-    listener = socket.socket(socket.AF_UNIX)
-    path = tmp_path / "mount-helper.sock"
-    listener.bind(str(path))
-    try:
-        check = doctor.check_mount(euid=1000, which=lambda t: f"/usr/bin/{t}",
-                                   socket_path=path, access=lambda p, mode: False)
-    finally:
-        listener.close()
+def test_doctor_accepts_the_helper_service(helper_socket: Path) -> None:
+    check = doctor.check_mount(euid=1000, which=lambda t: f"/usr/bin/{t}",
+                               socket_path=helper_socket)
+    assert check.status is Status.OK and str(helper_socket) in check.detail
+
+
+def test_doctor_says_when_the_kiosk_may_not_use_the_helper_service(helper_socket: Path) -> None:
+    check = doctor.check_mount(euid=1000, which=lambda t: f"/usr/bin/{t}",
+                               socket_path=helper_socket, access=lambda p, mode: False)
     assert check.failed and "may not connect" in check.detail and "group kiosk" in check.fix

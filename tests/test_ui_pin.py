@@ -16,7 +16,7 @@ from kiosk_tui.case import CaseScreen
 from kiosk_tui.home import HomeScreen
 from tests.sync_kit import fake_syncer, import_study
 from tests.test_ui_screens import two_patient_disc
-from tests.ui_kit import Desk, run, screen_text, wait_for, wait_screen
+from tests.ui_kit import Desk, open_pin_dialog, run, screen_text, wait_for, wait_screen
 
 
 def _logins(desk: Desk) -> list[tuple[str, bool]]:
@@ -80,9 +80,7 @@ def test_wrong_pins_lock_the_dialog_and_a_restart_does_not_unlock_it(desk: Desk)
     app = desk.app()
 
     async def script(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "PinDialog")
+        await open_pin_dialog(pilot)
         await _type(pilot, "1111")
         assert "Wrong PIN (2 tries left)" in screen_text(app)
         await _type(pilot, "2222")
@@ -95,9 +93,7 @@ def test_wrong_pins_lock_the_dialog_and_a_restart_does_not_unlock_it(desk: Desk)
     restarted = desk.app()
 
     async def again(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "PinDialog")
+        await open_pin_dialog(pilot)
         await wait_for(pilot, lambda: "Too many wrong PINs" in screen_text(restarted))
 
     run(restarted, again)
@@ -139,9 +135,7 @@ def test_admin_changes_the_pin(desk: Desk) -> None:
     app = desk.app()
 
     async def script(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "PinDialog")
+        await open_pin_dialog(pilot)
         await _type(pilot, "2468")
         await wait_screen(pilot, "AdminScreen")
         await pilot.press("p")

@@ -19,6 +19,7 @@ from tests.conftest import make_instance
 from tests.ui_kit import (
     BIG_INSTANCES,
     Desk,
+    open_pin_dialog,
     run,
     screen_text,
     wait_for,
@@ -389,9 +390,7 @@ def test_admin_is_behind_the_pin(desk: Desk) -> None:
     app = desk.app()
 
     async def script(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "PinDialog")
+        await open_pin_dialog(pilot)
         await pilot.press("1", "1", "1", "1", "enter")
         assert "Wrong PIN (2 tries left)" in screen_text(app)
         await pilot.press("2", "4", "6", "8", "enter")
@@ -458,9 +457,7 @@ def test_admin_purges_a_case_after_confirmation(desk: Desk) -> None:
     app = desk.app()
 
     async def script(pilot: Pilot[None]) -> None:
-        await wait_screen(pilot, "HomeScreen")
-        await pilot.press("f9")
-        await wait_screen(pilot, "PinDialog")
+        await open_pin_dialog(pilot)
         await pilot.press("2", "4", "6", "8", "enter")
         admin = await wait_screen(pilot, "AdminScreen")
         await pilot.press("3")

@@ -98,6 +98,13 @@ async def wait_screen(pilot: Pilot[None], name: str, timeout: float = 15.0) -> A
     return screen
 
 
+async def open_pin_dialog(pilot: Pilot[None]) -> Any:
+    """From the home screen, F9 (Admin): wait for the PIN dialog and return it."""
+    await wait_screen(pilot, "HomeScreen")
+    await pilot.press("f9")
+    return await wait_screen(pilot, "PinDialog")
+
+
 def screen_text(app: KioskApp) -> str:
     """Every Static's text on the screen on top (what a person could read off it)."""
     parts = []
