@@ -35,7 +35,7 @@ from pathlib import Path
 TARGET_RSS_MB = 200.0  # peak RSS of a kiosk process, any benchmark
 FOREIGN_WARN = 0.25  # cores used by other processes during a timed run before we warn
 PASSPHRASE = "BENCH-7Q4M-K9XT-2WPR"  # for archives the benchmarks write with 7z
-KIOSK_MAIN = "import sys\nfrom kiosk.cli import main\nsys.exit(main())"  # `kiosk`, this venv
+KIOSK_MAIN = "import sys\nfrom kiosk.cli.main import main\nsys.exit(main())"  # `kiosk`, this venv
 
 _READ_BUF = bytearray(1 << 20)
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -16,8 +16,8 @@ out as in the package. Then, ``--repeat`` times and in turn:
 * ``kiosk``: a fresh ``kiosk --data-dir D export CASE --to OUT --json`` process: start-up
   (the entry keys start being derived first), plan, free-space check, the AES-256 zip written
   with ``O_DIRECT`` (each header read as its file is written; DICOMDIR by
-  kiosk.dicomdir_writer and MANIFEST.JSON last), every 16 MiB fdatasynced, read back from the
-  device and compared while the next is written, the last after the final fsync; README,
+  kiosk.package.dicomdir_writer and MANIFEST.JSON last), every 16 MiB fdatasynced, read back from
+  the device and compared while the next is written, the last after the final fsync; README,
   ``syncfs`` and its read-back, rename, audit. Children run from compiled bytecode, as an
   installed kiosk does (``benchlib.kiosk_env``);
 * ``desk``: the same export as the desk runs it: a child loads the program and builds the
@@ -173,12 +173,12 @@ def phases_child(data: Path, config: Path, case_id: str, out: Path) -> None:
     """
     clock = _Clock()
     t0, c0 = time.perf_counter(), time.process_time()
-    import kiosk.cli  # noqa: F401  what the `kiosk` command loads before it runs
-    import kiosk.export as exp
+    import kiosk.cli.main  # noqa: F401  what the `kiosk` command loads before it runs
+    import kiosk.package.export as exp
 
     keys = exp.start_keys(True)  # as `kiosk export` does: keys are derived while the rest loads
-    import kiosk.package as pkg
-    import kiosk.zipcrypt as zc
+    import kiosk.package.plan as pkg
+    import kiosk.package.zipcrypt as zc
     from kiosk.bootstrap import build_service
     clock.add(IMPORTS, time.perf_counter() - t0, time.process_time() - c0)
 
@@ -204,7 +204,7 @@ def phases_child(data: Path, config: Path, case_id: str, out: Path) -> None:
                       "total": time.perf_counter() - t0}))
 
 
-IMPORTS = "imports (kiosk.cli, export; keys start; bootstrap, package)"
+IMPORTS = "imports (kiosk.cli.main, export; keys start; bootstrap, package)"
 EXP_CHECKS = "export: free space, new folder"
 EXP_WRITE = "export: writing the zip, read-back overlapped"
 EXP_SCAN = "export:   of which header scans (first 64 KiB, struct)"
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                            "--to", out, "--json")
 
     # What `kiosk export` loads, compiled once (as installed) before anything is timed.
-    warm_bytecode("kiosk.cli", "kiosk.bootstrap", "kiosk.export", "kiosk.package")
+    warm_bytecode("kiosk.cli.main", "kiosk.bootstrap", "kiosk.package.export", "kiosk.package.plan")
     desk_cmd = [sys.executable, str(Path(__file__).resolve()), "--desk-child", str(data),
                 str(config), case_id, str(out), "--desk-lead", str(a.desk_lead)]
     s7 = Runs("7z a -tzip -mem=AES256 -mx=0")

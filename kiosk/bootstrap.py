@@ -6,28 +6,28 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.audit import AuditLog
-from kiosk.blobstore import BlobStore
-from kiosk.case_links import CaseLinks
-from kiosk.catalog import Catalog
-from kiosk.cloud import Cloud
+from kiosk.cloud.outbox import Outbox
+from kiosk.cloud.protocol import Cloud
+from kiosk.cloud.sync import Syncer, credentials_fingerprint
+from kiosk.cloud.translations import InboxSource
 from kiosk.config import Config, load_config
-from kiosk.database import Database
-from kiosk.importer import Importer, ImportOptions
-from kiosk.links import KioskTokenMinter, LinkMinter, LinkVerifier, OrthancShareMinter
-from kiosk.locations import Locations, default_config_file, default_data_dir
-from kiosk.outbox import Outbox
-from kiosk.reports import ReportMerger
-from kiosk.scan_limits import ScanLimits
+from kiosk.ingest.importer import Importer, ImportOptions
+from kiosk.links.case_links import CaseLinks
+from kiosk.links.signing_key import load_or_create, read_public_key
+from kiosk.links.tokens import KioskTokenMinter, LinkMinter, LinkVerifier, OrthancShareMinter
+from kiosk.reports.merger import ReportMerger
+from kiosk.security.audit import AuditLog
 from kiosk.service import KioskService
-from kiosk.signing_key import load_or_create, read_public_key
-from kiosk.sync import Syncer, credentials_fingerprint
-from kiosk.translations import InboxSource
+from kiosk.sources.scan_limits import ScanLimits
+from kiosk.store.blobstore import BlobStore
+from kiosk.store.catalog import Catalog
+from kiosk.store.database import Database
+from kiosk.store.locations import Locations, default_config_file, default_data_dir
 
 if TYPE_CHECKING:
-    from kiosk.fake_media import FakeMediaWatcher
-    from kiosk.media_desk import MediaDesk
-    from kiosk.printer import ReceiptPrinter
+    from kiosk.links.printer import ReceiptPrinter
+    from kiosk.media.desk import MediaDesk
+    from kiosk.media.fake_media import FakeMediaWatcher
 
 
 def resolve_data_dir(config: Config, data_dir: str | Path | None,
@@ -80,7 +80,7 @@ def build_cloud(config: Config) -> Cloud | None:
     settings = config.cloud
     if not settings.url:
         return None
-    from kiosk.dicomweb import DicomWebCloud  # requests loads only when a cloud is configured
+    from kiosk.cloud.dicomweb import DicomWebCloud  # requests loads only when a cloud is configured
 
     return DicomWebCloud(settings.url, user=settings.user, password=settings.password,
                          token=settings.token, ca_bundle=settings.ca_bundle,
@@ -146,7 +146,7 @@ def build_link_verifier(config_file: str | Path | None = None,
 
 
 def _build_printer(config: Config) -> ReceiptPrinter:
-    from kiosk.printer import build_printer  # python-escpos is slow to import: only on use
+    from kiosk.links.printer import build_printer  # python-escpos is slow to import: only on use
 
     return build_printer(config.printer)
 
@@ -169,15 +169,15 @@ def build_media_desk(locations: Locations, *, fake: FakeMediaWatcher | None = No
     MediaError
         udev cannot be listened to.
     """
-    from kiosk.fake_media import FakeMounter
-    from kiosk.media_desk import MediaDesk, RoleClassifier
+    from kiosk.media.desk import MediaDesk, RoleClassifier
+    from kiosk.media.fake_media import FakeMounter
 
     if fake is not None:
         return MediaDesk(fake, FakeMounter(fake))
-    from kiosk.mount_policy import MOUNT_ROOT
-    from kiosk.mounter import SystemMounter, default_backend
-    from kiosk.system_disks import disks_in_use
-    from kiosk.udev_monitor import UdevMediaWatcher  # pyudev only when real media are watched
+    from kiosk.media.mount_policy import MOUNT_ROOT
+    from kiosk.media.mounter import SystemMounter, default_backend
+    from kiosk.media.udev_monitor import UdevMediaWatcher  # pyudev only when real media are watched
+    from kiosk.system.disks import disks_in_use
 
     mounter = SystemMounter(default_backend(MOUNT_ROOT), limits=limits)
     watcher = UdevMediaWatcher(RoleClassifier(mounter),

@@ -33,8 +33,8 @@ class ImportSettings:
     read_retries: int = 3
     #: Bytes written between two filesystem syncs (each sync makes a batch of blobs durable).
     sync_batch_bytes: int = 256 * 1024 * 1024
-    # Limits on one scan of an untrusted medium (kiosk/scan_limits.py): files and seconds stop
-    # the scan (what was read is kept, the import is reported incomplete); depth and size skip
+    # Limits on one scan of an untrusted medium (kiosk/sources/scan_limits.py): files and seconds
+    # stop the scan (what was read is kept, the import is reported incomplete); depth and size skip
     # the folder or file with a reason.
     #: Files on one medium. A full DVD of 512 KiB CT slices holds ~9,000 files and a DVD of the
     #: smallest real instances ~100,000; twice that still keeps the import's per-file records
@@ -60,7 +60,8 @@ class ImportSettings:
         _require(self.sync_batch_bytes >= 1 << 20, "import.sync_batch_bytes", "must be >= 1 MiB")
         _require(1 <= self.max_files <= 10_000_000, "import.max_files",
                  "must be between 1 and 10000000")
-        # 128: the deepest tree the ISO reader indexes (kiosk/iso.py) and the folder walk allows.
+        # 128: the deepest tree the ISO reader indexes (kiosk/sources/iso.py) and the folder walk
+        # allows.
         _require(1 <= self.max_depth <= 128, "import.max_depth", "must be between 1 and 128")
         _require(self.max_file_bytes >= 1 << 20, "import.max_file_bytes", "must be >= 1 MiB")
         _require(10 <= self.max_seconds <= 86400, "import.max_seconds",

@@ -14,32 +14,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk.audit import AuditLog
-from kiosk.blobstore import BlobStore
-from kiosk.case_links import CaseLinks
-from kiosk.catalog import Catalog, now_iso
+from kiosk.cloud.sync import Syncer, SyncReport, SyncStatus
+from kiosk.cloud.sync_loop import StatusCallback, SyncLoop
+from kiosk.cloud.uploader import SyncProgress
 from kiosk.config import Config
-from kiosk.durable import remove_stale_temps
 from kiosk.errors import PrinterError, UsageError
-from kiosk.importer import Importer, ProgressCallback
-from kiosk.links import Link, TokenClaims
-from kiosk.locations import Locations
-from kiosk.logfile import prune_logs
-from kiosk.pin import PinCheck, PinStatus, PinStore
-from kiosk.purge import PurgeResult, UploadState, purge_case, report_staging_prefix, upload_state
-from kiosk.reports import IncomingReport
-from kiosk.retention import CaseRetention, review_cases
-from kiosk.slip import Slip
-from kiosk.sources import Source, open_source
-from kiosk.sync import Syncer, SyncReport, SyncStatus
-from kiosk.sync_loop import StatusCallback, SyncLoop
-from kiosk.uploader import SyncProgress
+from kiosk.ingest.importer import Importer, ProgressCallback
+from kiosk.links.case_links import CaseLinks
+from kiosk.links.slip import Slip
+from kiosk.links.tokens import Link, TokenClaims
+from kiosk.reports.merger import IncomingReport
+from kiosk.retention.policy import CaseRetention, review_cases
+from kiosk.retention.purge import (
+    PurgeResult,
+    UploadState,
+    purge_case,
+    report_staging_prefix,
+    upload_state,
+)
+from kiosk.security.audit import AuditLog
+from kiosk.security.logfile import prune_logs
+from kiosk.security.pin import PinCheck, PinStatus, PinStore
+from kiosk.sources.opener import open_source
+from kiosk.sources.source import Source
+from kiosk.store.blobstore import BlobStore
+from kiosk.store.catalog import Catalog, now_iso
+from kiosk.store.durable import remove_stale_temps
+from kiosk.store.locations import Locations
 
 if TYPE_CHECKING:
-    from kiosk.export import ExportProgress
-    from kiosk.media_desk import MediaDesk
-    from kiosk.printer import PrintReport, ReceiptPrinter
-    from kiosk.zipcrypt import KeySupply
+    from kiosk.links.printer import PrintReport, ReceiptPrinter
+    from kiosk.media.desk import MediaDesk
+    from kiosk.package.export import ExportProgress
+    from kiosk.package.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ class KioskService:
     def import_source(self, source: Source, *, case_id: str | None = None,
                       on_progress: ProgressCallback | None = None,
                       cancel: threading.Event | None = None) -> dict[str, Any]:
-        """Import an already opened :class:`~kiosk.sources.Source`."""
+        """Import an already opened :class:`~kiosk.sources.source.Source`."""
         if case_id is not None and not case_id.strip():
             raise UsageError("The case id must not be empty.")
         report = self.importer.run(source, case_id=case_id, on_progress=on_progress,
@@ -162,7 +169,7 @@ class KioskService:
         UsageError
             No such case.
         """
-        from kiosk.export import start_keys
+        from kiosk.package.export import start_keys
 
         detail = self.case_detail(case_id)
         keys = start_keys(True)
@@ -181,7 +188,7 @@ class KioskService:
         """Write the patient package of ``case_id`` to ``target`` and verify it.
 
         Returns the export report (DESIGN.md §4); the passphrase is in it and nowhere else.
-        ``keys`` (:func:`kiosk.export.start_keys`, made as early as possible) carries the
+        ``keys`` (:func:`kiosk.package.export.start_keys`, made as early as possible) carries the
         passphrase; by default it is made here, before the package is planned.
 
         Raises
@@ -192,8 +199,8 @@ class KioskService:
             The stick is full, read-only, removed, or the read-back failed.
         """
         # Imported here: packaging pulls in the AES and FileSet machinery an import never needs.
-        from kiosk.export import export_package, export_summary, start_keys
-        from kiosk.package import plan_package
+        from kiosk.package.export import export_package, export_summary, start_keys
+        from kiosk.package.plan import plan_package
 
         target = Path(target)
         if keys is None:
@@ -238,7 +245,8 @@ class KioskService:
         return result
 
     def upload_state(self, case_id: str) -> UploadState:
-        """Whether everything of ``case_id`` is on the office's server (see :mod:`kiosk.purge`)."""
+        """Whether everything of ``case_id`` is on the office's server (see
+        :mod:`kiosk.retention.purge`)."""
         return upload_state(self.catalog, self.store, case_id)
 
     # --- retention -------------------------------------------------------------------------
@@ -307,7 +315,7 @@ class KioskService:
 
     @property
     def links(self) -> CaseLinks:
-        """Minted links of cases (see :mod:`kiosk.case_links`)."""
+        """Minted links of cases (see :mod:`kiosk.links.case_links`)."""
         if self._links is None:
             raise UsageError("Links are not set up in this kiosk (no link minter was built).")
         return self._links
@@ -392,7 +400,7 @@ class KioskService:
         return self._syncer
 
     def reports(self, case_id: str) -> list[dict[str, Any]]:
-        """The merged reports of a case (keys: see :mod:`kiosk.reports`), oldest first."""
+        """The merged reports of a case (keys: see :mod:`kiosk.reports.merger`), oldest first."""
         return self.catalog.reports(case_id)
 
     def attach_report(self, case_id: str, pdf_path: str | Path, language: str, role: str, *,
@@ -536,8 +544,8 @@ class KioskService:
         MediaError, SourceError
             Nothing is inserted at ``device``, or it cannot be read.
         """
-        from kiosk.reports import MAX_PDF_BYTES
-        from kiosk.sources import EntryKind
+        from kiosk.reports.merger import MAX_PDF_BYTES
+        from kiosk.sources.source import EntryKind
 
         if self.media is None:
             raise UsageError("Media detection is not running in this kiosk.")
@@ -566,7 +574,7 @@ class KioskService:
         import shutil
         import tempfile
 
-        from kiosk.reports import MAX_PDF_BYTES
+        from kiosk.reports.merger import MAX_PDF_BYTES
 
         if self.media is None:
             raise UsageError("Media detection is not running in this kiosk.")

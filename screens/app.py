@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
 from textual.app import App
@@ -28,13 +28,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from kiosk.cloud.sync import SyncStatus
+from kiosk.cloud.sync_loop import SyncLoop
 from kiosk.errors import KioskError
-from kiosk.logfile import error_kind, open_log
-from kiosk.media import MediaAction, Medium
-from kiosk.sd_notify import alive
+from kiosk.media.medium import MediaAction, Medium
+from kiosk.security.logfile import error_kind, open_log
 from kiosk.service import KioskService
-from kiosk.sync import SyncStatus
-from kiosk.sync_loop import SyncLoop
+from kiosk.system.sd_notify import alive
 from kiosk_tui.admin import AdminScreen
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.case import CaseAction, CaseScreen
@@ -382,7 +382,7 @@ def run_app(service: KioskService, **options: Any) -> int:
     """Run the desk app full screen until it is quit; 0 on a normal exit.
 
     Logging goes to ``logs/kiosk.log`` in the data directory (the terminal belongs to the UI),
-    size-bounded and without exception messages (see :mod:`kiosk.logfile`).
+    size-bounded and without exception messages (see :mod:`kiosk.security.logfile`).
     """
     handler = open_log(service.locations.logs_dir)
     root = logging.getLogger()
@@ -394,3 +394,11 @@ def run_app(service: KioskService, **options: Any) -> int:
         root.removeHandler(handler)
         handler.close()
     return 0
+
+
+if TYPE_CHECKING:
+    from kiosk_tui.desk import Desk
+
+    def _is_a_desk(app: KioskApp) -> Desk:
+        """mypy checks here that the app gives screens everything :class:`Desk` promises."""
+        return app

@@ -12,9 +12,9 @@ from kiosk_tui.i18n import t
 from kiosk_tui.widgets import KeyBar, TopBar
 
 if TYPE_CHECKING:
-    from kiosk.media import MediaEvent
+    from kiosk.media.medium import MediaEvent
     from kiosk.service import KioskService
-    from kiosk_tui.app import KioskApp
+    from kiosk_tui.desk import Desk
 
 ResultT = TypeVar("ResultT")
 
@@ -37,9 +37,9 @@ class KioskScreen(Screen[ResultT]):
     demo_offers: frozenset[str] = frozenset()
 
     @property
-    def kiosk(self) -> KioskApp:
+    def kiosk(self) -> Desk:
         """The app, typed."""
-        return cast("KioskApp", self.app)
+        return cast("Desk", self.app)
 
     @property
     def service(self) -> KioskService:
@@ -84,9 +84,9 @@ class KioskModal(ModalScreen[ResultT]):
     BINDINGS: ClassVar[list[BindingType]] = [LANGUAGE_BINDING]
 
     @property
-    def kiosk(self) -> KioskApp:
+    def kiosk(self) -> Desk:
         """The app, typed."""
-        return cast("KioskApp", self.app)
+        return cast("Desk", self.app)
 
     def tr(self, key: str, **values: object) -> str:
         """``key`` in the current language."""

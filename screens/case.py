@@ -21,7 +21,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
 from kiosk.errors import KioskError
-from kiosk.media import MediaAction, MediaEvent, Role
+from kiosk.media.medium import MediaAction, MediaEvent, Role
 from kiosk_tui import fmt
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal, KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.bootstrap import attach_media
-from kiosk.fake_media import FakeMediaWatcher
-from kiosk.media import MediumKind
-from kiosk.sample_disc import build_sample_disc, minimal_pdf
+from kiosk.media.fake_media import FakeMediaWatcher
+from kiosk.media.medium import MediumKind
+from kiosk.samples.sample_disc import build_sample_disc, minimal_pdf
 from kiosk.service import KioskService
 from kiosk_tui.app import DemoMedia, run_app
 
@@ -48,7 +48,7 @@ def prepare_demo(service: KioskService, workdir: Path) -> tuple[DemoMedia, FakeM
 
     Returns the key-press inserts for the app and the watcher (close it afterwards).
     """
-    from kiosk.printer import DummyReceiptPrinter  # python-escpos: only when the demo runs
+    from kiosk.links.printer import DummyReceiptPrinter  # python-escpos: only when the demo runs
 
     disc = build_sample_disc(workdir / "SAMPLE_DISC")
     second = build_sample_disc(workdir / "SAMPLE_DISC_2", ct_slices=8, seed=2)

@@ -14,7 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
 from kiosk.errors import DiscTreeLimitError, KioskError, PinError
-from kiosk.pin import MAX_DIGITS
+from kiosk.security.pin import MAX_DIGITS
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal
 from kiosk_tui.widgets import FormInput, KeyBar
 

@@ -18,8 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.widgets import Static
 
-from kiosk.links import Link
-from kiosk.logfile import error_kind
+from kiosk.links.tokens import Link
+from kiosk.security.logfile import error_kind
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say
 from kiosk_tui.messages import WorkDone, WorkFailed

@@ -21,16 +21,16 @@ from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
 from kiosk.errors import KioskError
-from kiosk.logfile import error_kind
-from kiosk.media import MediaAction, MediaEvent, Medium, Role
+from kiosk.media.medium import MediaAction, MediaEvent, Medium, Role
+from kiosk.security.logfile import error_kind
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ConfirmDialog, ErrorDialog, error_say
 from kiosk_tui.messages import ExportProgressed, WorkDone, WorkFailed
 
-if TYPE_CHECKING:  # kiosk.export loads the AES machinery: only when an export runs
-    from kiosk.export import ExportProgress
-    from kiosk.zipcrypt import KeySupply
+if TYPE_CHECKING:  # kiosk.package.export loads the AES machinery: only when an export runs
+    from kiosk.package.export import ExportProgress
+    from kiosk.package.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
 
     def on_mount(self) -> None:
         super().on_mount()
-        for medium in self.kiosk.media:
+        for medium in self.kiosk.media.medium:
             if medium.role is Role.TARGET:
                 self.prepare(medium)
                 break
@@ -192,7 +192,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
         elif message.job == "exported":
             self.report = message.result
             self.state = "finished"
-            if self.device not in {m.device for m in self.kiosk.media}:
+            if self.device not in {m.device for m in self.kiosk.media.medium}:
                 self.dismiss(self.report)  # already pulled (or ejected by a simulation)
                 return
         self.redraw()

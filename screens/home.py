@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from kiosk.media import MediaAction, MediaEvent, Role
+from kiosk.media.medium import MediaAction, MediaEvent, Role
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog
@@ -57,7 +57,7 @@ class HomeScreen(KioskScreen[None]):
         if self.kiosk.flow_running:
             return  # Home only shows for a moment between two screens of a flow
         # A disc inserted while a dialog was open, or left in when the kiosk started.
-        for medium in self.kiosk.media:
+        for medium in self.kiosk.media.medium:
             if medium.role is Role.SOURCE and self.kiosk.media_unused(medium):
                 self.kiosk.start_import(medium)
                 break

@@ -154,7 +154,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "DICOMDIR：{records} 条记录，缺失 {missing}，未列出 {unlisted}"),
     "review.no_dicomdir": ("No DICOMDIR on this medium: every file was searched.",
                            "介质上没有 DICOMDIR：已搜索全部文件。"),
-    # Scan limits on untrusted media (kiosk/scan_limits.py).
+    # Scan limits on untrusted media (kiosk/sources/scan_limits.py).
     "review.stopped_files": ("⚠ Import incomplete: the medium holds more than {n} files, the "
                              "limit. The first {n} were read and verified; the others were not "
                              "imported.",
@@ -349,7 +349,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "admin.audit": ("Audit trail, newest first", "审计记录（最新在前）"),
     "admin.logfile": ("Log file {path}", "日志文件 {path}"),
     # --- dialogs --------------------------------------------------------------------------
-    # A disc refused before it is indexed (kiosk/iso_census.py): DiscTreeLimitError.limit.
+    # A disc refused before it is indexed (kiosk/sources/iso_census.py): DiscTreeLimitError.limit.
     "error.disc_tree_title": ("Disc not read: past the limits", "光盘未读取：超出上限"),
     "error.disc_tree.max_files": (
         "The disc's folders list more than {n} entries, over twice the limit of {limit} files "

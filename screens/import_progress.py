@@ -19,8 +19,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from kiosk.importer import ImportCancelled, ImportProgress
-from kiosk.logfile import digest, error_kind
+from kiosk.ingest.importer import ImportCancelled, ImportProgress
+from kiosk.security.logfile import digest, error_kind
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say

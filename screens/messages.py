@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-if TYPE_CHECKING:  # types only: kiosk.export loads the AES machinery, needed only on export
-    from kiosk.export import ExportProgress
-    from kiosk.importer import ImportProgress
-    from kiosk.media import MediaEvent, Medium
-    from kiosk.sync import SyncStatus
+if TYPE_CHECKING:  # types only: kiosk.package.export loads the AES machinery, needed only on export
+    from kiosk.cloud.sync import SyncStatus
+    from kiosk.ingest.importer import ImportProgress
+    from kiosk.media.medium import MediaEvent, Medium
+    from kiosk.package.export import ExportProgress
 
 
 class MediaChanged(Message):

@@ -1,6 +1,6 @@
 """The link's QR code drawn with half-block characters, two modules per character cell.
 
-Light modules are drawn as blocks in white on black (:func:`kiosk.qr.terminal_lines`), so the
+Light modules are drawn as blocks in white on black (:func:`kiosk.links.qr.terminal_lines`), so the
 code scans on any terminal theme and a ``tmux capture-pane`` of it can be rebuilt into an image.
 The widget is exactly as large as the code; the screen decides whether there is room for it (a
 cropped QR does not scan).
@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from kiosk import qr
+from kiosk.links import qr
 
 
 class QrCode(Widget):

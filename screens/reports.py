@@ -18,8 +18,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from kiosk.logfile import digest, error_kind
-from kiosk.media import Role
+from kiosk.media.medium import Role
+from kiosk.security.logfile import digest, error_kind
 from kiosk_tui import fmt
 from kiosk_tui.base import LANGUAGE_BINDING, KioskModal, KioskScreen
 from kiosk_tui.dialogs import ErrorDialog, error_say
@@ -140,7 +140,7 @@ class ReportsScreen(KioskScreen[None]):
         self.query_one("#reports-help", Static).update(self.tr("reports.help"))
 
     def action_attach(self) -> None:
-        media = [(m.device, m.label or m.device) for m in self.kiosk.media
+        media = [(m.device, m.label or m.device) for m in self.kiosk.media.medium
                  if m.role is Role.SOURCE]
         if not media:
             self.notify(self.tr("reports.none_found"), severity="warning", timeout=8)

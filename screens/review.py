@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from kiosk.scan_limits import format_bytes
+from kiosk.sources.scan_limits import format_bytes
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import FileListDialog

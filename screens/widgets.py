@@ -19,7 +19,7 @@ from textual.widgets import Input, OptionList, Static
 from kiosk_tui.i18n import STRINGS, t
 
 if TYPE_CHECKING:
-    from kiosk.sync import SyncStatus
+    from kiosk.cloud.sync import SyncStatus
 
 
 def sync_text(status: SyncStatus | None, lang: str) -> Text:

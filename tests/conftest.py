@@ -18,7 +18,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from kiosk.bootstrap import build_service
-from kiosk.cli import main
+from kiosk.cli.main import main
 from kiosk.service import KioskService
 from tests.media_fixtures import udevd  # noqa: F401 - session fixture: real udevd
 from tests.orthanc import orthanc  # noqa: F401 - session fixture: a real DICOMweb server

@@ -10,10 +10,10 @@ from typing import Any
 import pydicom
 
 from kiosk.bootstrap import build_syncer
-from kiosk.cloud import Cloud
-from kiosk.sample_disc import write_study
+from kiosk.cloud.protocol import Cloud
+from kiosk.cloud.sync import Syncer
+from kiosk.samples.sample_disc import write_study
 from kiosk.service import KioskService
-from kiosk.sync import Syncer
 
 #: Fast sync settings for tests: tiny batches, sub-second backoff.
 FAST = {"batch_instances": 4, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.4,

@@ -56,12 +56,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kiosk import dicomdir, header_scan
-from kiosk.blobstore import BlobStore
 from kiosk.bootstrap import build_service
-from kiosk.cli import import_exit_code
-from kiosk.dicomdir import PYDICOM_MAX_BYTES, read_dicomdir
-from kiosk.dicomfile import (
+from kiosk.cli.main import import_exit_code
+from kiosk.dicom import header_scan
+from kiosk.dicom.instance import (
     NotReadable,
     check_pixel_data,
     parse_header,
@@ -70,11 +68,15 @@ from kiosk.dicomfile import (
     sniff,
 )
 from kiosk.errors import KioskError
-from kiosk.ingest import Ignored, Rejected, Stored, ingest_file
-from kiosk.iso import IsoSource
-from kiosk.sample_disc import build_sample_disc
-from kiosk.scan_limits import ScanLimits
-from kiosk.sources import DirectorySource, Entry, EntryKind, display_path
+from kiosk.ingest.one_pass import Ignored, Rejected, Stored, ingest_file
+from kiosk.samples.sample_disc import build_sample_disc
+from kiosk.sources import dicomdir
+from kiosk.sources.dicomdir import PYDICOM_MAX_BYTES, read_dicomdir
+from kiosk.sources.directory import DirectorySource
+from kiosk.sources.iso import IsoSource
+from kiosk.sources.scan_limits import ScanLimits
+from kiosk.sources.source import Entry, EntryKind, display_path
+from kiosk.store.blobstore import BlobStore
 from tests.conftest import PYDICOM_FILES, make_instance
 
 # pydicom warns about every oddity in mutated files; the properties below are what matters.

@@ -15,9 +15,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from kiosk.bootstrap import attach_media, build_service
-from kiosk.fake_media import FakeMediaWatcher
-from kiosk.media import MediumKind, Role
-from kiosk.sample_disc import build_sample_disc, write_study
+from kiosk.media.fake_media import FakeMediaWatcher
+from kiosk.media.medium import MediumKind, Role
+from kiosk.samples.sample_disc import build_sample_disc, write_study
 from kiosk.service import KioskService
 from kiosk_tui.app import DemoMedia, KioskApp, make_app
 

@@ -12,12 +12,12 @@ import os
 import subprocess
 import sys
 
-from kiosk.media import Role
-from kiosk.media_policy import medium_from, offer
-from kiosk.mount_policy import MOUNT_ROOT
-from kiosk.mounter import default_backend
-from kiosk.system_disks import disks_in_use
-from kiosk.udev_monitor import describe
+from kiosk.media.medium import Role
+from kiosk.media.mount_policy import MOUNT_ROOT
+from kiosk.media.mounter import default_backend
+from kiosk.media.policy import medium_from, offer
+from kiosk.media.udev_monitor import describe
+from kiosk.system.disks import disks_in_use
 
 
 def medium(device):

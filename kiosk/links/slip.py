@@ -1,0 +1,68 @@
+"""What the patient's receipt slip says, in English and Chinese (no printer code here).
+
+The slip carries the case number, the QR of the cloud link with its last valid day, the USB
+passphrase when an encrypted export happened, and short instructions. :mod:`kiosk.links.printer`
+lays it out for ESC/POS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Slip:
+    """The facts printed on one slip."""
+
+    case_id: str
+    link: str
+    #: Last day the link works, ``YYYY-MM-DD``.
+    expiry_date: str
+    #: The patient USB passphrase; None when no encrypted export happened.
+    passphrase: str | None = None
+
+
+TITLE = "MedPass"
+TITLE_ZH = "您的医学影像"
+
+
+def case_lines(slip: Slip) -> tuple[list[str], list[str]]:
+    """English and Chinese lines naming the case."""
+    return [f"Case number: {slip.case_id}"], [f"病例号：{slip.case_id}"]
+
+
+def link_lines(slip: Slip) -> tuple[list[str], list[str]]:
+    """What the QR is for and how long it works (printed under the QR)."""
+    en = [
+        "Scan the QR code to view your images and reports online.",
+        f"Link valid until {slip.expiry_date}.",
+        "It works as soon as the kiosk has uploaded your images.",
+    ]
+    zh = [
+        "扫描二维码，在线查看您的影像和报告。",
+        f"链接有效期至 {slip.expiry_date}。",
+        "影像上传完成后，链接即可打开。",
+    ]
+    return en, zh
+
+
+def usb_lines(slip: Slip) -> tuple[list[str], list[str]]:
+    """How to open the encrypted USB copy (only when there is a passphrase)."""
+    if slip.passphrase is None:
+        return [], []
+    en = [
+        "Your USB stick holds an encrypted archive of your images and reports. Open it with "
+        "7-Zip (Windows), Keka (Mac) or The Unarchiver and enter the passphrase above. "
+        "README.TXT on the stick explains more.",
+    ]
+    zh = [
+        "您的U盘中是加密的影像和报告压缩文件。请用 7-Zip（Windows）、Keka（Mac）或 "
+        "The Unarchiver 打开，并输入上面的密码。详见U盘中的 README.TXT。",
+    ]
+    return en, zh
+
+
+def privacy_lines() -> tuple[list[str], list[str]]:
+    """The closing warning: the slip itself is the key."""
+    return (["Keep this slip private: anyone holding it can open your images."],
+            ["请妥善保管此凭条：持有者可查看您的影像。"])

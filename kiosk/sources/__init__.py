@@ -1,0 +1,9 @@
+"""Where imported files come from: one read-only interface over every kind of medium.
+
+Lives here: the ``Source`` interface and its entries (``source``), the directory reader
+(``directory``), the ISO9660 reader (``iso``, the one module that imports pycdlib) and the census
+that bounds a disc's tree before it is indexed (``iso_census``), the limits on untrusted media
+(``scan_limits``), the flat DICOMDIR reader (``dicomdir``), and ``opener`` which picks a source.
+
+May import: config and errors only.
+"""

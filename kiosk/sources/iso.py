@@ -1,0 +1,642 @@
+"""Read an ISO9660 image file or a block device holding ISO9660, without mounting it.
+
+The CI machines have no iso9660 in the kernel, and a kiosk should not need root to look at an
+``.iso`` file, so discs can also be read in user space. This is the only module that imports
+:mod:`pycdlib`, and it only uses it to *parse the directory tree*: when an :class:`IsoSource` is
+built, the whole tree is turned into an index of entries and their byte extents, and pycdlib is
+closed again. File contents are then read straight from the image or device with ``pread`` on a
+file descriptor of their own, because pycdlib's ``open_file_from_iso`` shares one seek position
+between all open files and so cannot serve the importer's parallel reader threads.
+
+Names follow what a Linux mount would show, in this order of preference: Rock Ridge names when
+the disc has Rock Ridge, else Joliet names, else the plain ISO9660 names without their ``;1``
+version suffix and trailing ``.`` (kept in upper case, as the disc's DICOMDIR spells them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal, cast
+
+import pycdlib
+from pycdlib import dr
+from pycdlib.pycdlibexception import PyCdlibException
+
+from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
+from kiosk.sources.iso_census import CHECK_EVERY, census, time_limit_error
+from kiosk.sources.scan_limits import ScanLimits
+from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
+
+__all__ = ["IsoSource"]
+
+#: Byte offset and length of the Primary Volume Descriptor (sector 16 of 2048 bytes). Its bytes
+#: include the volume creation time to 1/100 s, so comparing them tells "the same disc" from
+#: "another disc in the same drive / another image on the same loop device".
+_PVD_OFFSET = 16 * 2048
+_PVD_LENGTH = 2048
+
+#: A trailing ISO9660 version number (``;1``), which Linux also strips from Joliet names.
+_VERSION_SUFFIX = re.compile(r";\d*$")
+
+#: Directory nesting beyond this is treated as a malformed (or hostile) disc. ISO9660 allows 8
+#: levels; Rock Ridge relocation can legitimately go deeper, but not by this much.
+_MAX_DEPTH = 128
+
+Naming = Literal["rockridge", "joliet", "iso9660"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    """One entry of the index built at open time: what to report and where its bytes are."""
+
+    entry: Entry
+    #: ``(byte offset on the image, length)`` runs, concatenated in order (several only for
+    #: multi-extent files over 4 GiB).
+    extents: tuple[tuple[int, int], ...]
+
+
+class IsoSource:
+    """A :class:`~kiosk.sources.source.Source` over an ISO9660 image file or block device.
+
+    Parameters
+    ----------
+    path : Path
+        An ``.iso`` file or a block device (``/dev/sr0``, ``/dev/loop3``) holding ISO9660.
+    limits : ScanLimits, optional
+        The ``[import]`` limits: the directory tree is counted against ``max_files`` and
+        ``max_seconds`` (:mod:`kiosk.sources.iso_census`) before pycdlib indexes it. Default: the
+        default limits.
+
+    Raises
+    ------
+    DiscTreeLimitError
+        The tree is past the limits, loops, or its listings are far larger than their records.
+    SourceError
+        If ``path`` cannot be opened, is empty (no disc in the drive, detached loop device) or
+        does not hold a readable ISO9660 file system.
+
+    Attributes
+    ----------
+    description : str
+        ``str(path)``, for reports.
+    label : str or None
+        The volume identifier, stripped; None when it is blank.
+    naming : {"rockridge", "joliet", "iso9660"}
+        Which of the disc's name spaces the entry paths come from.
+    """
+
+    def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
+        self.path = Path(path)
+        self._limits = limits or ScanLimits()
+        self.description = str(path)
+        self.label: str | None = None
+        self.naming: Naming = "iso9660"
+        self._closed = False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceError(
+                f"{self.path} does not exist. Check the path or insert the medium."
+            ) from None
+        except OSError as exc:
+            raise self._open_failed(exc) from exc
+        try:
+            st = os.fstat(fd)
+            self._is_block = stat.S_ISBLK(st.st_mode)
+            # Identity used by is_present(): the device number for a device node (the node
+            # itself survives a detach), the inode for an image file.
+            self._identity = (st.st_rdev,) if self._is_block else (st.st_dev, st.st_ino)
+            if os.lseek(fd, 0, os.SEEK_END) == 0:
+                raise SourceError(
+                    f"{self.path} is empty: there is no disc in the drive, or the image holds "
+                    "nothing. Insert the disc and try again."
+                )
+            self._pvd = os.pread(fd, _PVD_LENGTH, _PVD_OFFSET)
+            # One deadline for counting and indexing: together they may take max_seconds.
+            deadline = self._limits.deadline()
+            if self._pvd[1:6] == b"CD001":
+                census(fd, self._limits, deadline=deadline)
+            self._index, self._order = self._parse(fd, deadline)
+        except OSError as exc:
+            raise self._open_failed(exc) from exc
+        finally:
+            # No descriptor is kept between reads: an open descriptor would defer a loop
+            # device's detach (and lock a drive's tray) for as long as the source exists.
+            os.close(fd)
+
+    # ----------------------------------------------------------------------------- opening
+
+    def _open_failed(self, exc: OSError) -> SourceError:
+        if exc.errno == errno.ENOMEDIUM:
+            return SourceError(f"There is no disc in {self.path}. Insert the disc and try again.")
+        return SourceError(f"{self.path} cannot be read: {exc.strerror or exc}.")
+
+    def _not_iso(self, detail: object) -> SourceError:
+        return SourceError(
+            f"{self.path} is not an ISO9660 disc image (or the disc is damaged), so it cannot be "
+            f"imported as a CD/DVD: {detail}. If this is a USB stick or a hard disk image, mount "
+            "it and import the directory instead."
+        )
+
+    def _parse(self, fd: int, deadline: float) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+        """Parse the directory tree with pycdlib and index it; pycdlib is closed afterwards."""
+        if len(self._pvd) < 6 or self._pvd[1:6] != b"CD001":
+            # Checked here so that a random file gets a plain message instead of whatever
+            # pycdlib says about the first bytes it could not make sense of.
+            raise self._not_iso("no ISO9660 volume descriptor at sector 16")
+        iso = pycdlib.PyCdlib()
+        # pycdlib gets a duplicate so that closing it leaves the caller's descriptor alone.
+        fp = _DeadlineFile(os.dup(fd), self._limits, deadline)
+        try:
+            try:
+                iso.open_fp(fp)
+            except (OSError, DiscTreeLimitError):
+                raise  # a real read error (EIO, medium gone): reported by the caller
+            except Exception as exc:
+                # pycdlib raises its own PyCdlibInvalidISO/InvalidInput, but on hostile or
+                # damaged media also struct.error, IndexError, UnicodeDecodeError, ...
+                raise self._not_iso(exc) from exc
+            try:
+                return self._index_tree(iso, fd)
+            except (OSError, SourceError):
+                raise
+            except Exception as exc:  # same reason as above
+                raise self._not_iso(exc) from exc
+        finally:
+            # Only releasing memory here: a failure must not hide the real outcome.
+            with contextlib.suppress(Exception):
+                iso.close()
+            fp.close()
+
+    def _index_tree(self, iso: Any, fd: int) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+        pvd = iso.pvd
+        self.label = _decode_label(pvd.volume_identifier)
+        if iso.has_rock_ridge():
+            self.naming = "rockridge"
+            root = pvd.root_dir_record
+        elif iso.has_joliet():
+            self.naming = "joliet"
+            root = iso.joliet_vd.root_dir_record
+        else:
+            self.naming = "iso9660"
+            root = pvd.root_dir_record
+        self._block = int(pvd.logical_block_size())
+        self._image_size = os.lseek(fd, 0, os.SEEK_END)
+        index: dict[str, _Indexed] = {}
+        # Entries, and folder paths just before their contents (for entries(max_depth)).
+        order: list[Entry | str] = []
+        for item in self._walk(root, "", 0, set(), fd):
+            if isinstance(item, str):
+                order.append(item)
+                continue
+            index[item.entry.path] = item
+            order.append(item.entry)
+        return index, order
+
+    def _walk(
+        self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int], fd: int
+    ) -> Iterator[_Indexed | str]:
+        """Yield indexed entries below ``directory``, depth first, sorted by name.
+
+        Each folder's path (``"a/b"``) comes just before what is in it.
+        """
+        # A directory extent met twice means a loop in a crafted image; never walk it again.
+        location = directory.extent_location()
+        if location in seen or depth > _MAX_DEPTH:
+            yield _Indexed(Entry(prefix.rstrip("/") or ".", -1, EntryKind.SPECIAL), ())
+            return
+        seen.add(location)
+
+        named: dict[str, dr.DirectoryRecord] = {}
+        last_ident: bytes | None = None
+        for child in directory.children:
+            if child.is_dot() or child.is_dotdot():
+                continue
+            ident = child.file_identifier()
+            # The 2nd, 3rd, ... records of a multi-extent file repeat its name; the first one
+            # links to them through data_continuation.
+            if ident == last_ident:
+                continue
+            last_ident = ident
+            # Associated files (old Mac resource forks) are hidden by Linux mounts as well.
+            if child.is_associated_file():
+                continue
+            rr = child.rock_ridge if self.naming == "rockridge" else None
+            # A relocated deep directory (under rr_moved) is shown where its CL record is.
+            if rr is not None and rr.relocated_record():
+                continue
+            name = self._name_of(child, ident)
+            if name in named:
+                # Two records map to one name (FOO;1 and FOO;2, or hostile RR names). Keep
+                # both, so nothing on the disc is silently dropped.
+                raw = _safe_name(ident.decode("utf-8", "surrogateescape"))
+                name = raw if raw not in named else name
+                n = 2
+                while name in named:
+                    name = f"{name}~{n}"
+                    n += 1
+            named[name] = child
+
+        for name in sorted(named):
+            rec = named[name]
+            rel = prefix + name
+            rr = rec.rock_ridge if self.naming == "rockridge" else None
+            if rr is not None and rr.child_link_record_exists() and rr.cl_to_moved_dr is not None:
+                yield rel
+                yield from self._walk(rr.cl_to_moved_dr, rel + "/", depth + 1, seen, fd)
+            elif rec.is_dir():
+                yield rel
+                yield from self._walk(rec, rel + "/", depth + 1, seen, fd)
+            elif rec.is_symlink():
+                yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
+            elif rr is not None and _is_special_mode(rr):
+                yield _Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
+            elif rec.file_unit_size or rec.interleave_gap_size:
+                # Interleaved files cannot be read as one run (Linux refuses them too).
+                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+            else:
+                extents = self._extents(rec, fd)
+                size = sum(length for _, length in extents)
+                yield _Indexed(Entry(rel, size, EntryKind.FILE), extents)
+
+    def _name_of(self, rec: dr.DirectoryRecord, ident: bytes) -> str:
+        """The name a Linux mount would show, made safe to use as one path component."""
+        name = ""
+        if self.naming == "rockridge" and rec.rock_ridge is not None:
+            # Rock Ridge names are raw bytes like any POSIX name; decode them the way
+            # os.scandir() decodes names on a mounted disc so both sources agree.
+            name = rec.rock_ridge.name().decode("utf-8", "surrogateescape")
+        elif self.naming == "joliet":
+            name = _strip_version(ident.decode("utf-16-be", "replace"))
+        if not _is_valid_name(name):
+            name = _strip_version(ident.decode("utf-8", "surrogateescape"))
+        return _safe_name(name)
+
+    def _extents(self, rec: dr.DirectoryRecord, fd: int) -> tuple[tuple[int, int], ...]:
+        runs: list[tuple[int, int]] = []
+        part: dr.DirectoryRecord | None = rec
+        while part is not None:
+            # Data starts after the extended attribute record, which is counted in logical
+            # blocks (ECMA-119 9.1.2; Linux adds it the same way).
+            start = (part.extent_location() + part.xattr_len) * self._block
+            length = int(part.data_length)
+            if start + length >= self._image_size:
+                # pycdlib silently shortens a file that runs past the end of the image to
+                # what is there (even to a negative length). Use the length the disc
+                # records, so a truncated image reads as an error, not as a shorter file.
+                length = self._recorded_length(part, fd)
+            if length > 0:
+                runs.append((start, length))
+            part = part.data_continuation
+        return tuple(runs)
+
+    def _recorded_length(self, rec: dr.DirectoryRecord, fd: int) -> int:
+        """Read the data length of ``rec`` from its raw directory record on the disc."""
+        parent = rec.parent
+        if parent is None:
+            return max(0, int(rec.data_length))
+        listing = os.pread(fd, int(parent.data_length), parent.extent_location() * self._block)
+        offset = 0
+        while offset + 33 <= len(listing):
+            size = listing[offset]
+            if size == 0:  # padding up to the next logical block
+                offset = (offset // self._block + 1) * self._block
+                continue
+            # ECMA-119 9.1: extent at byte 2, data length at byte 10 (little-endian halves),
+            # identifier length at 32, identifier from 33.
+            extent = int.from_bytes(listing[offset + 2 : offset + 6], "little")
+            length = int.from_bytes(listing[offset + 10 : offset + 14], "little")
+            ident = listing[offset + 33 : offset + 33 + listing[offset + 32]]
+            if extent == rec.extent_location() and ident == rec.file_ident:
+                return length
+            offset += size
+        return max(0, int(rec.data_length))
+
+    # --------------------------------------------------------------------------- the Source
+
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
+        """Yield every non-directory entry, depth first, sorted by name within a directory.
+
+        The tree was read when the source was opened, so listing never touches the medium.
+
+        Parameters
+        ----------
+        max_depth : int
+            Folders a file may be nested in. A deeper folder is yielded once, as
+            ``EntryKind.TOO_DEEP``, instead of what is below it.
+
+        Yields
+        ------
+        Entry
+            Files, Rock Ridge symlinks (``EntryKind.SYMLINK``, never followed), device
+            nodes or unreadable entries (``EntryKind.SPECIAL``) and folders too deep to enter.
+        """
+        self._check_open()
+        pruned: str | None = None
+        for item in self._order:
+            path = item if isinstance(item, str) else item.path
+            # The index is depth first, so everything below one pruned folder is contiguous.
+            if pruned is not None and path.startswith(pruned):
+                continue
+            if isinstance(item, Entry):
+                yield item
+            elif item.count("/") >= max_depth:  # its files would be max_depth + 1 deep
+                pruned = item + "/"
+                yield Entry(item, 0, EntryKind.TOO_DEEP)
+
+    def open(self, path: str) -> BinaryIO:
+        """Open the regular file ``path`` for reading.
+
+        Parameters
+        ----------
+        path : str
+            A path exactly as :meth:`entries` yielded it.
+
+        Returns
+        -------
+        BinaryIO
+            An unbuffered, seekable reader with its own file descriptor, safe to use in
+            parallel with readers of other files from other threads.
+
+        Raises
+        ------
+        SourceReadError
+            No such file, or it is a symlink, a special entry or a directory.
+        MediumRemovedError
+            The image or device is gone.
+        """
+        self._check_open()
+        item = self._index.get(path)
+        if item is None or item.entry.kind is not EntryKind.FILE:
+            if not self.is_present():
+                raise self._removed()
+            if item is None:
+                raise SourceReadError(
+                    f"{path}: no such file on {self.description}.", errno=errno.ENOENT
+                )
+            # Symlinks are never followed, special entries never opened.
+            raise SourceReadError(f"{path}: not a regular file ({item.entry.kind.value}).")
+        # A descriptor per reader: pread never shares a seek position, so threads cannot
+        # disturb each other, and a reader outlives nothing but itself.
+        fd = self._open_same_disc(path)
+        return cast(BinaryIO, _ExtentReader(self, path, fd, item.extents, item.entry.size))
+
+    def _open_same_disc(self, path: str) -> int:
+        """Open the image or device again and check it still holds the disc we indexed."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise self._removed() from None
+        except OSError as exc:
+            if exc.errno == errno.ENOMEDIUM:
+                raise self._removed() from exc
+            raise self._read_error(path, exc) from exc
+        try:
+            if self._same_disc(fd):
+                return fd
+        except OSError as exc:
+            os.close(fd)
+            raise self._read_error(path, exc) from exc
+        os.close(fd)
+        raise self._removed()
+
+    def _same_disc(self, fd: int) -> bool:
+        """Whether ``fd`` is the same file or device, not empty, with the same volume."""
+        st = os.fstat(fd)
+        if self._is_block:
+            if not stat.S_ISBLK(st.st_mode) or (st.st_rdev,) != self._identity:
+                return False
+        elif (st.st_dev, st.st_ino) != self._identity:
+            return False
+        # A detached loop device reads as 0 bytes; a swapped disc has another descriptor.
+        if os.lseek(fd, 0, os.SEEK_END) == 0:
+            return False
+        return os.pread(fd, _PVD_LENGTH, _PVD_OFFSET) == self._pvd
+
+    def is_present(self) -> bool:
+        """Return whether the image or device is still there and still holds the same disc.
+
+        A detached loop device keeps its ``/dev`` node but reads as 0 bytes; a drive whose disc
+        was swapped keeps its device number but shows another volume descriptor.
+
+        Returns
+        -------
+        bool
+            True when the path is the same file or device, is not empty, and its primary
+            volume descriptor is unchanged.
+        """
+        try:
+            # O_NONBLOCK: opening a CD drive with its tray open must not close the tray.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            return self._same_disc(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Forget the medium; readers already opened keep working until they are closed.
+
+        No descriptor is held between reads, so there is nothing else to release.
+        """
+        self._closed = True
+
+    def __enter__(self) -> IsoSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"IsoSource({self.description!r}, naming={self.naming!r}, label={self.label!r})"
+
+    # ------------------------------------------------------------------------------ errors
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self.description}: the source is closed.")
+
+    def _removed(self) -> MediumRemovedError:
+        return MediumRemovedError(
+            "The disc was removed during the import. Insert it again and repeat the import; "
+            "files already stored are kept."
+        )
+
+    def _read_error(self, path: str, exc: OSError) -> Exception:
+        """Map an OSError from reading ``path`` to the medium being gone or one bad file."""
+        if exc.errno in GONE_ERRNOS or not self.is_present():
+            return self._removed()
+        return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
+
+    def _short_read(self, path: str) -> Exception:
+        """The disc ended inside a file: pulled medium, or a truncated/damaged image."""
+        if not self.is_present():
+            return self._removed()
+        return SourceReadError(
+            f"{path}: the disc ends before this file does (truncated image or damaged disc).",
+            errno=errno.EIO,
+        )
+
+
+class _DeadlineFile(io.FileIO):
+    """The descriptor pycdlib parses from, refusing reads once the open's deadline is past.
+
+    pycdlib has no way to stop its directory walk, so the time limit is applied where it
+    reads: the census bounded how much there is to read, this bounds how long it may take
+    (a disc that reads slowly at every sector).
+    """
+
+    def __init__(self, fd: int, limits: ScanLimits, deadline: float) -> None:
+        super().__init__(fd, "rb", closefd=True)
+        self._limits = limits
+        self._deadline = deadline
+        self._reads = 0
+
+    def _check(self) -> None:
+        self._reads += 1
+        if self._reads % CHECK_EVERY == 0 and self._limits.clock() > self._deadline:
+            raise time_limit_error(self._limits)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read as :meth:`io.FileIO.read`, unless the deadline is past."""
+        self._check()
+        return super().read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read as :meth:`io.FileIO.readinto`, unless the deadline is past."""
+        self._check()
+        return super().readinto(buffer)
+
+
+class _ExtentReader(io.RawIOBase):
+    """Read one file's extents from the image with ``pread`` on a private descriptor."""
+
+    def __init__(
+        self,
+        source: IsoSource,
+        path: str,
+        fd: int,
+        extents: tuple[tuple[int, int], ...],
+        size: int,
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self._path = path
+        self._fd = fd
+        self._extents = extents
+        self._size = size
+        self._pos = 0
+        self.name = path
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current position; short only at the end of the file."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), self._size - self._pos)
+        done = 0
+        while done < wanted:
+            offset, run_left = self._locate(self._pos)
+            chunk = view[done : done + min(wanted - done, run_left)]
+            try:
+                got = os.preadv(self._fd, [chunk], offset)
+            except OSError as exc:
+                raise self._source._read_error(self._path, exc) from exc
+            if got == 0:
+                # The directory promised more bytes than the image or device has.
+                raise self._source._short_read(self._path)
+            done += got
+            self._pos += got
+        return done
+
+    def _locate(self, pos: int) -> tuple[int, int]:
+        """Return the image offset of file position ``pos`` and the bytes left in its run."""
+        for start, length in self._extents:
+            if pos < length:
+                return start + pos, length - pos
+            pos -= length
+        raise AssertionError("position beyond the last extent")  # guarded by readinto
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if whence == os.SEEK_SET:
+            new = offset
+        elif whence == os.SEEK_CUR:
+            new = self._pos + offset
+        elif whence == os.SEEK_END:
+            new = self._size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence})")
+        if new < 0:
+            raise ValueError("negative seek position")
+        self._pos = new
+        return new
+
+    def tell(self) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            finally:
+                super().close()
+
+
+def _strip_version(name: str) -> str:
+    """Drop the ``;1`` version and then trailing dots, as Linux does (``README.;1``)."""
+    name = _VERSION_SUFFIX.sub("", name)
+    stripped = name.rstrip(".")
+    return stripped or name
+
+
+def _is_valid_name(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and "\x00" not in name
+
+
+def _safe_name(name: str) -> str:
+    """Make a name from the disc usable as one path component (hostile media)."""
+    name = name.replace("/", "_").replace("\x00", "_")
+    return name if name not in ("", ".", "..") else name.replace(".", "_") or "_"
+
+
+def _is_special_mode(rr: Any) -> bool:
+    """Whether a Rock Ridge PX mode marks a device node, FIFO or socket."""
+    try:
+        mode = int(rr.get_file_mode())
+    except PyCdlibException:  # no PX record: an ordinary file
+        return False
+    return bool(
+        stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    )
+
+
+def _decode_label(raw: bytes) -> str | None:
+    label = raw.decode("utf-8", "replace").strip(" \x00")
+    return label or None

@@ -1,0 +1,240 @@
+"""Count an untrusted disc's directory tree, within the scan limits, before it is indexed.
+
+:class:`kiosk.sources.iso.IsoSource` lets pycdlib parse the whole ISO9660 (and Joliet) directory
+tree when a disc is opened, before any :class:`~kiosk.sources.scan_limits.ScanLimits` can apply, and
+pycdlib
+has no lazy mode: every record becomes a few kilobytes of Python objects (50,000 entries took
+19 s and 190 MB). A hostile image with millions of records, or directory extents claiming
+gigabytes, would exhaust the kiosk before the import ever started. So the tree is counted first
+by this walk, which reads only directory extents (a few kilobytes per folder, read again from
+the page cache by pycdlib afterwards) and keeps only a set of folder locations:
+
+* more than :func:`max_records` (twice ``max_files``, plus some) records in one tree:
+  :class:`~kiosk.errors.DiscTreeLimitError`. A disc only a little over ``max_files`` still
+  opens, and its scan stops at ``max_files`` with the usual incomplete report (the scan
+  counts files; the tree also holds folders);
+* a folder extent met twice (a loop in a crafted image): the same error, naming the loop;
+* directory extents far larger than the records in them (gigabytes of "padding"), or path
+  tables larger than the folders they list: the same error;
+* past the deadline (``max_seconds``): the same error. The clock is read every
+  :data:`CHECK_EVERY` reads only, so a normal disc's open costs one reading (the deadline).
+
+Depth is only measured here: folders deeper than ``max_depth`` are reported by the import as
+``too_deep``, as on any other medium. This module only parses bytes (ECMA-119 9.1, 8.4, 8.5);
+pycdlib stays in :mod:`kiosk.sources.iso`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+
+from kiosk.errors import DiscTreeLimitError
+from kiosk.sources.scan_limits import MAX_FILES, MAX_SECONDS, ScanLimits
+
+__all__ = ["CHECK_EVERY", "TreeCensus", "census", "max_records", "time_limit_error"]
+
+_SECTOR = 2048
+#: Volume descriptors start at sector 16; real discs have a handful before the terminator.
+_FIRST_DESCRIPTOR, _MAX_DESCRIPTORS = 16, 64
+#: Joliet escape sequences (UCS-2 levels 1-3), as pycdlib recognises them.
+_JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
+#: Bytes read from a directory extent at once: clock and budget are checked between reads.
+_CHUNK = 64 * 1024
+#: A directory record is at most 255 bytes, and a folder's extent is whole blocks: a real tree
+#: needs at most ~255 bytes per record plus a block per folder. Twice that, and some slack for
+#: small discs, tells a real tree from extents claiming gigabytes of empty "padding".
+_BYTES_PER_RECORD, _BYTES_PER_FOLDER, _SLACK_BYTES = 512, 2 * _SECTOR, 64 * 1024
+#: Reads between two clock readings (here and in :class:`kiosk.sources.iso._DeadlineFile`).
+CHECK_EVERY = 16
+#: Records every tree may hold whatever ``max_files`` is (folders, viewers, a small limit).
+_RECORD_SLACK = 1024
+#: A path table record is 8 bytes plus an identifier of at most 255, one per folder.
+_PATH_TABLE_BYTES_PER_FOLDER = 8 + 256
+
+
+@dataclass(frozen=True, slots=True)
+class TreeCensus:
+    """What the walk found in the largest of the disc's trees (ISO9660 or Joliet).
+
+    Attributes
+    ----------
+    entries : int
+        Directory records other than ``.`` and ``..`` (files and folders).
+    folders : int
+        Folders, the root included.
+    depth : int
+        Deepest folder nesting (the root's children are at depth 1).
+    directory_bytes : int
+        Bytes of directory extents read, over all trees.
+    """
+
+    entries: int = 0
+    folders: int = 0
+    depth: int = 0
+    directory_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Shared across trees: the clock and what has been read."""
+
+    limits: ScanLimits
+    deadline: float
+    directory_bytes: int = 0
+    reads: int = 0
+    #: Records and folders of every tree walked so far: what the bytes read may be spent on.
+    records: int = 0
+    folders: int = 0
+
+    def count_read(self) -> None:
+        """Count one read; every :data:`CHECK_EVERY` reads, check the deadline."""
+        self.reads += 1
+        if self.reads % CHECK_EVERY == 0 and self.limits.clock() > self.deadline:
+            raise time_limit_error(self.limits)
+
+
+def max_records(limits: ScanLimits) -> int:
+    """Records (files and folders) one tree of a disc may hold to be opened at all."""
+    return 2 * limits.max_files + _RECORD_SLACK
+
+
+def census(fd: int, limits: ScanLimits, *, deadline: float | None = None) -> TreeCensus:
+    """Walk the ISO9660 and Joliet directory trees on ``fd`` within ``limits``.
+
+    Parameters
+    ----------
+    fd : int
+        An open descriptor on the image file or device; only ``pread`` is used.
+    limits : ScanLimits
+        ``max_files`` bounds the records of each tree, ``max_seconds`` the time.
+    deadline : float, optional
+        Clock reading (``limits.clock``) by which the walk must end; default: ``max_seconds``
+        from now.
+
+    Returns
+    -------
+    TreeCensus
+        Counts of the largest tree. A disc whose descriptors this walk cannot make sense of
+        gets an empty census: pycdlib, which checks far more, then says what is wrong.
+
+    Raises
+    ------
+    DiscTreeLimitError
+        Too many records, a folder loop, oversized directory extents or path tables, or the
+        deadline passed.
+    OSError
+        Reading the image or device failed (the caller maps it).
+    """
+    budget = _Budget(limits, limits.deadline() if deadline is None else deadline)
+    best = TreeCensus()
+    for descriptor in _tree_descriptors(fd):
+        found = _walk(fd, descriptor, budget)
+        if found.entries >= best.entries:
+            best = found
+    return TreeCensus(best.entries, best.folders, best.depth, budget.directory_bytes)
+
+
+def _tree_descriptors(fd: int) -> list[bytes]:
+    """The primary volume descriptor and a Joliet one, the trees pycdlib parses."""
+    found: list[bytes] = []
+    for n in range(_FIRST_DESCRIPTOR, _FIRST_DESCRIPTOR + _MAX_DESCRIPTORS):
+        vd = os.pread(fd, _SECTOR, n * _SECTOR)
+        if len(vd) < _SECTOR or vd[1:6] != b"CD001" or vd[0] == 255:
+            break
+        joliet = vd[0] == 2 and not vd[7] & 1 and vd[88:91] in _JOLIET_ESCAPES
+        if vd[0] == 1 or joliet:
+            found.append(vd)
+    return found
+
+
+def _walk(fd: int, vd: bytes, budget: _Budget) -> TreeCensus:
+    """Breadth first over one tree, reading only its directory extents."""
+    block = int.from_bytes(vd[128:130], "little")
+    if block not in (512, 1024, 2048):
+        return TreeCensus()  # not a volume pycdlib would open: it says why
+    most = max_records(budget.limits)
+    path_table_bytes = int.from_bytes(vd[132:136], "little")
+    root = vd[156:190]
+    root_extent = int.from_bytes(root[2:6], "little")
+    seen = {root_extent}
+    queue: deque[tuple[int, int, int]] = deque(
+        [(root_extent, int.from_bytes(root[10:14], "little"), 0)])
+    entries = folders = depth = 0
+    while queue:
+        extent, length, level = queue.popleft()
+        folders += 1
+        budget.folders += 1
+        depth = max(depth, level)
+        for record in _records(fd, extent * block, length, block, budget):
+            ident = record[33 : 33 + record[32]]
+            if ident in (b"\x00", b"\x01"):
+                continue  # "." and ".."
+            entries += 1
+            if entries > most:
+                raise DiscTreeLimitError(
+                    _files_message(budget.limits), limit=MAX_FILES,
+                    values={"n": f"{max_records(budget.limits):,}",
+                            "limit": f"{budget.limits.max_files:,}"})
+            if record[25] & 0x02:  # a folder
+                child = int.from_bytes(record[2:6], "little")
+                if child in seen:
+                    raise DiscTreeLimitError(_LOOP_MESSAGE, limit="loop")
+                seen.add(child)
+                queue.append((child, int.from_bytes(record[10:14], "little"), level + 1))
+    if path_table_bytes > _PATH_TABLE_BYTES_PER_FOLDER * folders + _SECTOR:
+        # pycdlib reads and parses the whole path table (twice: both byte orders).
+        raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+    return TreeCensus(entries, folders, depth)
+
+
+def _records(fd: int, start: int, length: int, block: int, budget: _Budget) -> list[bytes]:
+    """The directory records of one folder's extent (read in chunks, within the budget)."""
+    records: list[bytes] = []
+    done = 0
+    while done < length:
+        budget.count_read()
+        size = min(_CHUNK, length - done)
+        allowed = (_BYTES_PER_RECORD * (budget.records + len(records))
+                   + _BYTES_PER_FOLDER * budget.folders + _SLACK_BYTES)
+        if budget.directory_bytes + size > allowed:
+            raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+        data = os.pread(fd, size, start + done)
+        budget.directory_bytes += size
+        if len(data) < size:
+            return records  # runs past the end of the image: pycdlib reports it
+        offset = 0
+        while offset < len(data):
+            size_byte = data[offset]
+            if size_byte == 0:  # padding to the end of the logical block
+                offset = (offset // block + 1) * block
+                continue
+            if size_byte < 34 or offset + size_byte > len(data):
+                return records  # malformed, or crossing a block: pycdlib reports it
+            records.append(data[offset : offset + size_byte])
+            offset += size_byte
+        done += size
+    budget.records += len(records)
+    return records
+
+
+def _files_message(limits: ScanLimits) -> str:
+    return (f"The disc's folders list more than {max_records(limits):,} entries, over twice "
+            f"the limit of {limits.max_files:,} files (import.max_files), so it was not read: "
+            "indexing it could exhaust the kiosk's memory. Raise the limit if the disc is "
+            "genuine, or import its files from a copy.")
+
+
+def time_limit_error(limits: ScanLimits) -> DiscTreeLimitError:
+    """The error for a disc whose folders were not read within ``max_seconds``."""
+    return DiscTreeLimitError(
+        f"Reading the disc's folders took longer than {limits.max_seconds / 60:g} minutes, "
+        "the limit (import.max_seconds), so it was not imported. Clean the disc and try "
+        "again, or raise the limit.", limit=MAX_SECONDS)
+
+
+_LOOP_MESSAGE = ("The disc's folders form a loop (a folder contains itself): the disc is damaged "
+                 "or crafted, so it was not read. Ask the hospital for a new disc.")
+_SIZE_MESSAGE = ("The disc's folder listings are far larger than the files in them: the disc is "
+                 "damaged or crafted, so it was not read. Ask the hospital for a new disc.")

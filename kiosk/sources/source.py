@@ -1,0 +1,109 @@
+"""Where imported files come from: the ``Source`` interface and the entries it lists.
+
+A source is a read-only view of one medium: a mounted disc or stick (a directory), an ISO image
+file, or a block device holding ISO9660 (:mod:`kiosk.sources.directory`, :mod:`kiosk.sources.iso`;
+:func:`kiosk.sources.opener.open_source` picks one). The scanner and the
+ingester only ever talk to this interface, so the same import code runs on all of them.
+
+Paths are relative POSIX strings exactly as the medium names them (case preserved), never with
+a leading ``/`` or a ``..`` component.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    pass
+
+#: errno values that mean "the medium is gone", not "this one file is damaged".
+GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESTALE})
+
+#: The deepest folder nesting any listing enters (``import.max_depth`` is at most this): a walk
+#: of a hostile tree must end, and its paths stop fitting in PATH_MAX long before.
+MAX_DEPTH = 128
+
+
+class EntryKind(StrEnum):
+    """What a directory entry on the medium is."""
+
+    FILE = "file"
+    SYMLINK = "symlink"  # never followed: may point off the medium
+    SPECIAL = "special"  # device nodes, FIFOs, sockets: never opened
+    TOO_DEEP = "too_deep"  # a folder nested deeper than the listing's max_depth: not entered
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One non-directory entry on a medium."""
+
+    path: str
+    size: int
+    kind: EntryKind
+
+
+class Source(Protocol):
+    """A read-only medium to import from."""
+
+    #: What the coordinator gave us (a path), for reports.
+    description: str
+    #: Volume label when the medium has one.
+    label: str | None
+
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
+        """Yield every non-directory entry, depth first, sorted by name within a directory.
+
+        Symlinks are yielded as ``EntryKind.SYMLINK`` and never followed. A folder that would
+        put its files more than ``max_depth`` folders deep is not entered: it is yielded once,
+        as ``EntryKind.TOO_DEEP``.
+
+        Raises
+        ------
+        MediumRemovedError
+            If the medium disappears while it is being listed.
+        """
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        """Open a regular file for reading.
+
+        Raises
+        ------
+        SourceReadError
+            The file cannot be opened (EIO, permission, ...).
+        MediumRemovedError
+            The medium is gone.
+        """
+        ...
+
+    def is_present(self) -> bool:
+        """Return whether the medium is still there (used to tell EIO from a pulled medium)."""
+        ...
+
+    def close(self) -> None:
+        """Release the medium (file handles, ISO reader)."""
+        ...
+
+
+def display_path(path: str) -> str:
+    """A medium path as text that is safe to show and to store as JSON.
+
+    Names that are not UTF-8 arrive with surrogate escapes (Python's ``os.fsdecode``). Chinese
+    authoring tools often write GBK names, so those bytes are tried as GB18030 before giving up
+    and showing the bytes that decode as neither as ``\\x..`` escapes: unlike replacement
+    characters they keep two such names apart in the report (found by tests/test_fuzz.py). The
+    original ``path`` stays what opens the file.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")

@@ -1,0 +1,9 @@
+"""The kiosk's own storage: content-addressed blobs, the tinydb database, and the catalog over them.
+
+Lives here: atomic, power-cut-safe writes (``durable``), the blob store (``blobstore``), the
+tinydb database and its atomic storage (``database``, the one module that imports tinydb), the
+catalog of cases, studies, jobs and reports (``catalog``), dividing a stored import report when
+a case is split (``import_split``), and every on-disk location (``locations``).
+
+May import: :mod:`kiosk.system`, config and errors.
+"""

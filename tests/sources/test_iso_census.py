@@ -1,0 +1,187 @@
+"""A hostile disc's directory tree is counted, within the import limits, before it is indexed.
+
+Every image is real (genisoimage or pycdlib), and the hostile ones are real images with bytes
+patched the way a crafted disc would have them. The point of each test: opening ends quickly,
+with a message naming what was wrong, instead of pycdlib parsing without bound.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pycdlib
+import pytest
+
+from kiosk.errors import DiscTreeLimitError
+from kiosk.sources.iso import IsoSource
+from kiosk.sources.iso_census import census, max_records
+from kiosk.sources.opener import open_source
+from kiosk.sources.scan_limits import ScanLimits
+from kiosk.sources.source import EntryKind
+from tests.media_fixtures import need_tools
+
+_BLOCK = 2048
+
+
+def _genisoimage(tree: Path, out: Path) -> Path:
+    need_tools("genisoimage")
+    subprocess.run(["genisoimage", "-quiet", "-J", "-o", str(out), str(tree)], check=True,
+                   timeout=120)
+    return out
+
+
+def _wide_disc(tmp_path: Path, files: int) -> Path:
+    tree = tmp_path / "wide"
+    tree.mkdir()
+    for i in range(files):
+        (tree / f"IM{i:05d}").write_bytes(b"x")
+    return _genisoimage(tree, tmp_path / "wide.iso")
+
+
+def _two_folders(tmp_path: Path) -> Path:
+    """/A/B/FILE.;1 with pycdlib (ISO9660 names only)."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, vol_ident="LOOP")
+    iso.add_directory("/A")
+    iso.add_directory("/A/B")
+    iso.add_fp(io.BytesIO(b"data"), 4, "/A/B/FILE.;1")
+    out = tmp_path / "two.iso"
+    iso.write(str(out))
+    iso.close()
+    return out
+
+
+def _record_offset(image: bytes, dir_extent: int, ident: bytes) -> int:
+    """Byte offset of the record named ``ident`` in the folder at ``dir_extent``."""
+    start = dir_extent * _BLOCK
+    offset = start
+    while offset < start + _BLOCK:
+        size = image[offset]
+        if size == 0:
+            break
+        if image[offset + 33 : offset + 33 + image[offset + 32]] == ident:
+            return offset
+        offset += size
+    raise AssertionError(f"{ident!r} not found")
+
+
+def _root_extent(image: bytes) -> int:
+    return int.from_bytes(image[16 * _BLOCK + 156 + 2 : 16 * _BLOCK + 156 + 6], "little")
+
+
+def _both_endian(value: int) -> bytes:
+    return value.to_bytes(4, "little") + value.to_bytes(4, "big")
+
+
+def test_a_normal_disc_is_counted_and_opens_as_before(tmp_path: Path) -> None:
+    image = _wide_disc(tmp_path, 30)
+    with open(image, "rb") as fh:
+        found = census(fh.fileno(), ScanLimits())
+    assert found.entries == 30 and found.folders == 1 and found.depth == 0
+    with IsoSource(image) as source:
+        assert source.naming == "joliet"
+        assert sum(1 for e in source.entries() if e.kind is EntryKind.FILE) == 30
+
+
+def test_a_disc_a_little_over_max_files_still_opens_so_the_scan_can_stop_it(
+        tmp_path: Path) -> None:
+    image = _wide_disc(tmp_path, 40)
+    with IsoSource(image, ScanLimits(max_files=5)) as source:
+        assert len(list(source.entries())) == 40  # the importer stops at 5 and says so
+
+
+def test_a_disc_with_far_more_entries_than_max_files_is_refused_before_indexing(
+        tmp_path: Path) -> None:
+    limits = ScanLimits(max_files=5)
+    image = _wide_disc(tmp_path, max_records(limits) + 1)
+    began = time.monotonic()
+    with pytest.raises(DiscTreeLimitError) as caught:
+        IsoSource(image, limits)
+    assert time.monotonic() - began < 5
+    assert caught.value.limit == "max_files"
+    assert "import.max_files" in caught.value.text and "1,034 entries" in caught.value.text
+    # The same disc opens when the limit is raised.
+    with IsoSource(image, ScanLimits(max_files=1000)) as source:
+        assert source.naming == "joliet"
+
+
+def test_a_folder_that_contains_itself_is_reported_as_a_loop(tmp_path: Path) -> None:
+    path = _two_folders(tmp_path)
+    image = bytearray(path.read_bytes())
+    root = _root_extent(bytes(image))
+    a = _record_offset(bytes(image), root, b"A")
+    a_extent = int.from_bytes(image[a + 2 : a + 6], "little")
+    b = _record_offset(bytes(image), a_extent, b"B")
+    image[b + 2 : b + 10] = _both_endian(root)  # /A/B is the root again
+    path.write_bytes(bytes(image))
+
+    with pytest.raises(DiscTreeLimitError) as caught:
+        open_source(path)
+    assert caught.value.limit == "loop" and "loop" in caught.value.text
+    assert caught.value.exit_code == 2
+
+
+def test_a_folder_listing_claiming_a_gigabyte_is_refused_without_reading_it(
+        tmp_path: Path) -> None:
+    path = _two_folders(tmp_path)
+    image = bytearray(path.read_bytes())
+    a = _record_offset(bytes(image), _root_extent(bytes(image)), b"A")
+    image[a + 10 : a + 18] = _both_endian(1 << 30)
+    path.write_bytes(bytes(image))
+    with open(path, "r+b") as fh:
+        fh.truncate((1 << 30) + len(image))  # sparse: the "listing" is a gigabyte of zeros
+
+    began = time.monotonic()
+    with pytest.raises(DiscTreeLimitError) as caught:
+        IsoSource(path)
+    assert time.monotonic() - began < 2
+    assert caught.value.limit == "directory_bytes" and "crafted" in caught.value.text
+
+
+def test_a_path_table_far_larger_than_the_folders_is_refused(tmp_path: Path) -> None:
+    path = _two_folders(tmp_path)
+    image = bytearray(path.read_bytes())
+    pvd = 16 * _BLOCK
+    image[pvd + 132 : pvd + 140] = _both_endian(64 << 20)  # pycdlib would read 64 MiB twice
+    path.write_bytes(bytes(image))
+    with pytest.raises(DiscTreeLimitError) as caught:
+        IsoSource(path)
+    assert caught.value.limit == "directory_bytes"
+
+
+def _jumping_clock(step: float) -> Callable[[], float]:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += step
+        return now[0]
+    return clock
+
+
+def test_folders_that_take_too_long_to_read_stop_the_open_with_the_time_limit(
+        tmp_path: Path) -> None:
+    tree = tmp_path / "many-folders"
+    for i in range(40):
+        (tree / f"D{i:02d}").mkdir(parents=True)
+        (tree / f"D{i:02d}" / "F").write_bytes(b"x")
+    image = _genisoimage(tree, tmp_path / "folders.iso")
+    limits = ScanLimits(max_seconds=60, clock=_jumping_clock(30.0))  # 30 "s" per reading
+    with pytest.raises(DiscTreeLimitError) as caught:
+        IsoSource(image, limits)
+    assert caught.value.limit == "max_seconds"
+    text = caught.value.text
+    assert "longer than 1 minutes" in text and "import.max_seconds" in text
+
+
+def test_kiosk_import_of_a_hostile_disc_exits_2_with_the_message(
+        run_cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    image = _wide_disc(tmp_path, max_records(ScanLimits(max_files=5)) + 1)
+    config = tmp_path / "limits.toml"
+    config.write_text("[import]\nmax_files = 5\n")
+    code, out, err = run_cli("--config", str(config), "import", str(image), "--json")
+    assert code == 2
+    assert "import.max_files" in out + err and "was not read" in out + err
