@@ -98,7 +98,7 @@ class Result:
 
 def ensure_tree(tree: Tree, workdir: Path, *, regen: bool) -> Path:
     """Generate ``tree`` unless a complete copy is cached; return its path."""
-    from kiosk.samples.sample_disc import write_study
+    from kiosk.samples.bulk import write_study
 
     dest = tree.path(workdir)
     marker = dest.with_name(dest.name + ".ok")

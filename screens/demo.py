@@ -17,7 +17,8 @@ from typing import Any
 from kiosk.bootstrap import attach_media
 from kiosk.media.fake_media import FakeMediaWatcher
 from kiosk.media.medium import MediumKind
-from kiosk.samples.sample_disc import build_sample_disc, minimal_pdf
+from kiosk.samples.pdf import minimal_pdf
+from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
 from kiosk_tui.app import DemoMedia, run_app
 

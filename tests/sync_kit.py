@@ -12,7 +12,7 @@ import pydicom
 from kiosk.bootstrap import build_syncer
 from kiosk.cloud.protocol import Cloud
 from kiosk.cloud.sync import Syncer
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.service import KioskService
 
 #: Fast sync settings for tests: tiny batches, sub-second backoff.

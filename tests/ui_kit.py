@@ -17,7 +17,8 @@ from textual.widgets import Static
 from kiosk.bootstrap import attach_media, build_service
 from kiosk.media.fake_media import FakeMediaWatcher
 from kiosk.media.medium import MediumKind, Role
-from kiosk.samples.sample_disc import build_sample_disc, write_study
+from kiosk.samples.bulk import write_study
+from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
 from kiosk_tui.app import DemoMedia, KioskApp, make_app
 

@@ -28,7 +28,7 @@ from kiosk.cli.doctor import Check, Status
 from kiosk.config import CloudSettings, Config, PrinterSettings
 from kiosk.errors import PrinterUnavailableError
 from kiosk.media.medium import MediaAction, MediaEvent, Medium, MediumKind, Role
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.store.locations import Locations
 from tests.media_fixtures import Loop, iso_image
 

@@ -17,7 +17,8 @@ from kiosk.dicom.encapsulated import (
     extract_pdf,
     read_markers,
 )
-from kiosk.samples.sample_disc import minimal_pdf, write_study
+from kiosk.samples.bulk import write_study
+from kiosk.samples.pdf import minimal_pdf
 from tests.orthanc import PASSWORD, USER, OrthancServer, free_port
 
 _seed = iter(range(1000, 2000))

@@ -28,7 +28,8 @@ from kiosk.dicom.encapsulated import (
     extract_pdf,
     read_markers,
 )
-from kiosk.samples.sample_disc import build_sample_disc, minimal_pdf
+from kiosk.samples.pdf import minimal_pdf
+from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
 from kiosk.store.database import Database
 from tests.orthanc import PASSWORD, USER, OrthancServer, StallingProxy, free_port, wait_for

@@ -43,7 +43,8 @@ from kiosk.dicom.instance import (
     read_header,
     scan_header,
 )
-from kiosk.samples.sample_disc import build_sample_disc, write_study
+from kiosk.samples.bulk import write_study
+from kiosk.samples.sample_disc import build_sample_disc
 from tests.conftest import make_instance
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent

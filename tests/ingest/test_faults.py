@@ -28,7 +28,7 @@ import pytest
 import kiosk.sources.iso
 from kiosk.cli.main import import_exit_code
 from kiosk.ingest.importer import ImportProgress
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.service import KioskService
 from kiosk.sources.directory import DirectorySource
 from kiosk.sources.iso import IsoSource

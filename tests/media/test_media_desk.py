@@ -19,7 +19,7 @@ from kiosk.media.desk import MediaDesk, RoleClassifier
 from kiosk.media.fake_media import FakeMediaWatcher, FakeMounter
 from kiosk.media.medium import MediaAction, MediumKind, Role
 from kiosk.media.mounter import DirectBackend, SystemMounter
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.service import KioskService
 from kiosk.system.disks import disks_in_use
 from tests.media_fixtures import Loop, device_size, iso_image

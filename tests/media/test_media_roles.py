@@ -11,7 +11,7 @@ from kiosk.errors import MediaError
 from kiosk.media.medium import MediumKind, Role
 from kiosk.media.mtools import MtoolsView
 from kiosk.media.roles import ProbeLimits, SourceView, decide_role
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.sources.directory import DirectorySource
 from tests.media_fixtures import fat_image, iso_image, need_tools
 

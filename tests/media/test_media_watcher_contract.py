@@ -22,7 +22,7 @@ from kiosk.media.desk import RoleClassifier
 from kiosk.media.fake_media import FakeMediaWatcher
 from kiosk.media.medium import MediaAction, MediaEvent, MediaWatcher, MediumKind, Role
 from kiosk.media.mounter import DirectBackend, SystemMounter
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.system.disks import disks_in_use
 from tests.media_fixtures import Loop, fat_image, iso_image
 

@@ -21,7 +21,7 @@ from kiosk.media import mount_helper
 from kiosk.media.medium import Medium, MediumKind, Role
 from kiosk.media.mount_policy import mountpoint_for, plan_mount
 from kiosk.media.mounter import DirectBackend, HelperBackend, SystemMounter, reads_as_iso
-from kiosk.samples.sample_disc import write_study
+from kiosk.samples.bulk import write_study
 from kiosk.system.disks import mountpoints
 from tests.media_fixtures import Loop, device_size, ext4_image
 

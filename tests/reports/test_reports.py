@@ -17,7 +17,8 @@ from kiosk.cloud.fake import FakeCloud
 from kiosk.cloud.translations import CaseScope, DicomWebSource, InboxSource, TranslationSource
 from kiosk.dicom.encapsulated import build_report_instance, extract_pdf, read_markers
 from kiosk.errors import UsageError
-from kiosk.samples.sample_disc import build_sample_disc, minimal_pdf
+from kiosk.samples.pdf import minimal_pdf
+from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
 from tests.sync_kit import fake_syncer, import_study
 

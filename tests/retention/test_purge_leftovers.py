@@ -13,7 +13,7 @@ import pytest
 from kiosk.cloud.fake import FakeCloud
 from kiosk.errors import UsageError
 from kiosk.retention.purge import report_staging_prefix
-from kiosk.samples.sample_disc import minimal_pdf
+from kiosk.samples.pdf import minimal_pdf
 from kiosk.service import KioskService
 from tests.conftest import make_instance
 from tests.sync_kit import fake_syncer

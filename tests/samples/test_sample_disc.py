@@ -13,8 +13,10 @@ from pydicom import dcmread
 from pydicom.fileset import FileSet
 
 from kiosk.dicom.names import decode_person_name
-from kiosk.samples import sample_disc
-from kiosk.samples.sample_disc import SampleDisc, build_sample_disc, minimal_pdf, write_study
+from kiosk.samples import bulk
+from kiosk.samples.bulk import write_study
+from kiosk.samples.pdf import minimal_pdf
+from kiosk.samples.sample_disc import SampleDisc, build_sample_disc
 
 CT_SLICES = 4
 SIZE = 32
@@ -204,13 +206,13 @@ def test_write_study_fast_path_equals_dcmwrite(
     # Only the first instance goes through dcmwrite; the rest are spliced from
     # pre-encoded elements and must be byte-identical to what dcmwrite writes.
     calls = []
-    real_dcmwrite = sample_disc.dcmwrite
+    real_dcmwrite = bulk.dcmwrite
 
     def counting_dcmwrite(*args: object, **kwargs: object) -> None:
         calls.append(args)
         real_dcmwrite(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sample_disc, "dcmwrite", counting_dcmwrite)
+    monkeypatch.setattr(bulk, "dcmwrite", counting_dcmwrite)
     for modality, name in (("CT", "TEST^BENCH"), ("CR", "王^小东")):
         calls.clear()
         paths = write_study(tmp_path / modality, instances=4, rows=16, columns=16,
@@ -225,7 +227,7 @@ def test_write_study_fast_path_equals_dcmwrite(
 def test_write_study_falls_back_to_dcmwrite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sample_disc._SplicedWriter, "matches", lambda *a: False)
+    monkeypatch.setattr(bulk._SplicedWriter, "matches", lambda *a: False)
     fallback = write_study(tmp_path / "slow", instances=3, rows=16, columns=16)
     monkeypatch.undo()
     fast = write_study(tmp_path / "fast", instances=3, rows=16, columns=16)

@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 
 from kiosk.errors import SourceReadError
 from kiosk.media.medium import MediumKind
-from kiosk.samples.sample_disc import minimal_pdf
+from kiosk.samples.pdf import minimal_pdf
 from kiosk.security.logfile import (
     BACKUPS,
     LOG_NAME,

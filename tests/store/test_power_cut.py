@@ -34,7 +34,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 @pytest.fixture(scope="module")
 def disc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
     """A hospital disc with one CT series, and the SOP Instance UIDs on it."""
-    from kiosk.samples.sample_disc import write_study
+    from kiosk.samples.bulk import write_study
 
     root = tmp_path_factory.mktemp("power-cut") / "CT_DISC"
     paths = write_study(root, instances=INSTANCES, rows=512, columns=512, layout="nested")

@@ -213,7 +213,7 @@ def test_another_disc_is_merged_into_the_same_case(desk: Desk, tmp_path: Path) -
 
 def test_reports_show_the_inbox_translation_and_attach_the_pdf_on_the_disc(
         desk: Desk) -> None:
-    from kiosk.samples.sample_disc import minimal_pdf
+    from kiosk.samples.pdf import minimal_pdf
 
     report = desk.service.import_path(desk.disc)
     case_id = report["case_id"]
