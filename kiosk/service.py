@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk.cloud.sync import Syncer, SyncReport, SyncStatus
+from kiosk.cloud.sync import Syncer, SyncReport, SyncStatus, report_states
 from kiosk.cloud.sync_loop import StatusCallback, SyncLoop
 from kiosk.cloud.uploader import SyncProgress
 from kiosk.config import Config
 from kiosk.errors import PrinterError, UsageError
+from kiosk.ingest.identity import confirmed_identity
 from kiosk.ingest.importer import Importer, ProgressCallback
 from kiosk.links.case_links import CaseLinks
 from kiosk.links.slip import Slip
@@ -35,6 +36,7 @@ from kiosk.retention.purge import (
 from kiosk.security.audit import AuditLog
 from kiosk.security.logfile import prune_logs
 from kiosk.security.pin import PinCheck, PinStatus, PinStore
+from kiosk.security.pin_guard import PinGuard
 from kiosk.sources.opener import open_source
 from kiosk.sources.source import Source
 from kiosk.store.blobstore import BlobStore
@@ -49,10 +51,6 @@ if TYPE_CHECKING:
     from kiosk.package.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
-
-#: What the coordinator PIN is asked for: Admin, and each override of a safety check.
-PIN_PURPOSES = ("admin", "unencrypted_export", "force_purge", "keep_patients")
-
 
 def _label_digest(label: str | None) -> str | None:
     """A medium's label for the audit trail: hashed, since hospitals sometimes write the
@@ -86,6 +84,7 @@ class KioskService:
         self._sync_loop: SyncLoop | None = None
         #: The coordinator PIN (tests give it a fake clock).
         self.pins = pins or PinStore(locations.pin_file)
+        self.pin_guard = PinGuard(self.pins, audit)
         #: Seconds since the epoch, for retention (tests pass a fake clock).
         self.clock: Callable[[], float] = time.time
 
@@ -280,23 +279,8 @@ class KioskService:
         return purged
 
     def case_summaries(self) -> list[dict[str, Any]]:
-        """One summary per case, newest first."""
-        out = []
-        for case in self.catalog.cases():
-            studies = self.catalog.studies(case["case_id"])
-            out.append({
-                "case_id": case["case_id"],
-                "status": case.get("status", "incomplete"),
-                "delivered": case.get("delivered"),  # time of the last verified export
-                "created": case.get("created"),
-                "updated": case.get("updated"),
-                "patients": case.get("patients", []),
-                "studies": len(studies),
-                "instances": sum(s["instances"] for s in studies),
-                "bytes": sum(s["bytes"] for s in studies),
-                "modalities": sorted({m for s in studies for m in s.get("modalities", [])}),
-            })
-        return out
+        """One summary per case, newest first (see :meth:`Catalog.case_summaries`)."""
+        return self.catalog.case_summaries()
 
     def case_detail(self, case_id: str) -> dict[str, Any]:
         """A case with its studies and series.
@@ -473,21 +457,9 @@ class KioskService:
         UsageError
             No such case, an empty name, or a birth date that is not ``YYYY-MM-DD``.
         """
-        import datetime as _dt
-
         case = self.case_detail(case_id)
-        name = " ".join(passport_name.split())
-        if not name:
-            raise UsageError("Type the name exactly as it is in the passport.")
-        try:
-            born = _dt.date.fromisoformat(birth_date.strip())
-        except ValueError:
-            raise UsageError("Type the date of birth as YYYY-MM-DD, e.g. 1985-03-14.") from None
-        if not _dt.date(1900, 1, 1) <= born <= _dt.date.today():
-            raise UsageError("That date of birth is not possible; check the passport.")
-        identity = {"passport_name": name, "birth_date": born.isoformat(),
-                    "patient_ids": sorted({p["patient_id"] for p in case["patients"]}),
-                    "confirmed": now_iso()}
+        identity = confirmed_identity(passport_name, birth_date,
+                                      [p["patient_id"] for p in case["patients"]], now_iso())
         self.catalog.set_identity(case_id, identity)
         # Ids only: the audit trail never holds names or birth dates.
         self.audit.append("identity_confirmed", case_id=case_id,
@@ -518,21 +490,10 @@ class KioskService:
         patient's stick) but the cloud does not yet. ``synced``: the cloud has it too.
         Each entry: ``role``, ``language``, ``state``, ``reports`` (the merged reports).
         """
-        reports = self.reports(case_id)
-        uploaded: set[str] = set()
         syncer = self._syncer
-        if syncer is not None and syncer.cloud is not None:
-            for job in syncer.outbox.jobs(case_id=case_id, state="done",
-                                          destination=syncer.destination):
-                uploaded |= {sop for sop, _sha in syncer.outbox.items(job)}
-        out = []
-        for role, language in (("original", "zh"), ("translation", "en")):
-            mine = [r for r in reports if r["role"] == role]
-            synced = [r for r in mine
-                      if r["source"] == "dicomweb" or r.get("sop_instance_uid") in uploaded]
-            state = "missing" if not mine else "synced" if synced else "pending"
-            out.append({"role": role, "language": language, "state": state, "reports": mine})
-        return out
+        if syncer is None:
+            return report_states(self.reports(case_id), set())
+        return report_states(self.reports(case_id), syncer.uploaded_instances(case_id))
 
     def report_files_on_medium(self, device: str, *, limit: int = 20) -> list[str]:
         """PDF files on the inserted medium at ``device`` (a hospital report, usually).
@@ -545,19 +506,12 @@ class KioskService:
             Nothing is inserted at ``device``, or it cannot be read.
         """
         from kiosk.reports.merger import MAX_PDF_BYTES
-        from kiosk.sources.source import EntryKind
+        from kiosk.sources.source import files_named
 
         if self.media is None:
             raise UsageError("Media detection is not running in this kiosk.")
-        found: list[str] = []
         with self.media.source(device) as source:
-            for seen, entry in enumerate(source.entries()):
-                if seen >= 100_000 or len(found) >= limit:
-                    break  # a medium with millions of files: the report is near the top
-                if (entry.kind is EntryKind.FILE and entry.path.lower().endswith(".pdf")
-                        and 0 < entry.size <= MAX_PDF_BYTES):
-                    found.append(entry.path)
-        return found
+            return files_named(source, ".pdf", max_size=MAX_PDF_BYTES, limit=limit)
 
     def attach_report_from_medium(self, case_id: str, device: str, path: str, *,
                                   language: str = "zh",
@@ -618,72 +572,27 @@ class KioskService:
         return {"needed": needed, "free": free, "others": others, "enough": free >= needed,
                 "instances": sum(s["instances"] for s in detail["studies"])}
 
-    # --- the coordinator PIN ------------------------------------------------------------------
+    # --- the coordinator PIN (kiosk.security.pin_guard) ---------------------------------------
 
     def pin_status(self) -> PinStatus:
         """Whether a coordinator PIN is set, and the lockout (never the PIN)."""
-        return self.pins.status()
+        return self.pin_guard.status()
 
     def set_pin(self, pin: str, *, source: str, allow_weak: bool = False) -> None:
-        """Store a new coordinator PIN (hashed) and audit that it changed (not the PIN).
-
-        ``source`` says who set it: ``ui`` (first start), ``admin``, ``cli``, ``config``
-        (migrated from ``ui.admin_pin``) or ``demo``.
-
-        Raises
-        ------
-        PinError
-            Not 4-12 digits, or too easy to guess (unless ``allow_weak``).
-        """
-        replaced = self.pins.is_set()
-        self.pins.set(pin, allow_weak=allow_weak)
-        self.audit.append("pin_set", source=source, replaced=replaced)
+        """Store a new coordinator PIN, audited (see :meth:`PinGuard.set`)."""
+        self.pin_guard.set(pin, source=source, allow_weak=allow_weak)
 
     def check_pin(self, pin: str, purpose: str, *, case_id: str | None = None) -> PinCheck:
-        """Check a typed coordinator PIN for ``purpose`` (one of :data:`PIN_PURPOSES`).
-
-        Every attempt is audited as ``admin_login`` with ``ok``, the purpose and, for an
-        override, the case; attempts refused by the lockout say ``locked``.
-
-        Raises
-        ------
-        PinError
-            No PIN is set yet.
-        UsageError
-            Unknown purpose.
-        """
-        if purpose not in PIN_PURPOSES:
-            raise UsageError(f"Unknown PIN purpose {purpose!r}.")
-        result = self.pins.check(pin)
-        details: dict[str, Any] = {"ok": result.ok, "purpose": purpose}
-        if case_id is not None:
-            details["case_id"] = case_id
-        if result.locked_seconds and not result.ok:
-            details["locked_seconds"] = result.locked_seconds
-        self.audit.append("admin_login", **details)
-        return result
+        """Check a typed PIN for ``purpose``, audited (see :meth:`PinGuard.check`)."""
+        return self.pin_guard.check(pin, purpose, case_id=case_id)
 
     def pin_matches(self, pin: str) -> bool:
         """Whether ``pin`` is the PIN in force, without counting a failure (the demo's hint)."""
-        return self.pins.matches(pin)
+        return self.pin_guard.matches(pin)
 
     def migrate_config_pin(self) -> bool:
-        """Hash a plain ``ui.admin_pin`` from the configuration when no PIN is stored yet.
-
-        Returns whether it did. Either way, while the key is still in the file, a warning
-        asks to remove it: the stored hash is what counts from now on.
-        """
-        plain = self.config.ui.admin_pin
-        if not plain:
-            return False
-        migrated = False
-        if not self.pins.is_set():
-            self.set_pin(plain, source="config", allow_weak=True)
-            migrated = True
-        log.warning("ui.admin_pin is set in the configuration: the coordinator PIN is now "
-                    "stored hashed in %s. Remove ui.admin_pin from the file.",
-                    self.locations.pin_file)
-        return migrated
+        """Hash a plain ``ui.admin_pin`` when no PIN is stored yet (see :meth:`PinGuard`)."""
+        return self.pin_guard.migrate_plain(self.config.ui.admin_pin)
 
     def sync_queue(self) -> list[dict[str, Any]]:
         """Outbox jobs of the configured cloud, oldest first (Admin's sync queue)."""

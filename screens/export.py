@@ -90,7 +90,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
 
     def on_mount(self) -> None:
         super().on_mount()
-        for medium in self.kiosk.media.medium:
+        for medium in self.kiosk.media:
             if medium.role is Role.TARGET:
                 self.prepare(medium)
                 break
@@ -192,7 +192,7 @@ class ExportScreen(KioskScreen[dict[str, Any] | None]):
         elif message.job == "exported":
             self.report = message.result
             self.state = "finished"
-            if self.device not in {m.device for m in self.kiosk.media.medium}:
+            if self.device not in {m.device for m in self.kiosk.media}:
                 self.dismiss(self.report)  # already pulled (or ejected by a simulation)
                 return
         self.redraw()

@@ -57,7 +57,7 @@ class HomeScreen(KioskScreen[None]):
         if self.kiosk.flow_running:
             return  # Home only shows for a moment between two screens of a flow
         # A disc inserted while a dialog was open, or left in when the kiosk started.
-        for medium in self.kiosk.media.medium:
+        for medium in self.kiosk.media:
             if medium.role is Role.SOURCE and self.kiosk.media_unused(medium):
                 self.kiosk.start_import(medium)
                 break

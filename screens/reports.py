@@ -140,7 +140,7 @@ class ReportsScreen(KioskScreen[None]):
         self.query_one("#reports-help", Static).update(self.tr("reports.help"))
 
     def action_attach(self) -> None:
-        media = [(m.device, m.label or m.device) for m in self.kiosk.media.medium
+        media = [(m.device, m.label or m.device) for m in self.kiosk.media
                  if m.role is Role.SOURCE]
         if not media:
             self.notify(self.tr("reports.none_found"), severity="warning", timeout=8)

@@ -125,6 +125,15 @@ class Syncer:
         """The cloud's DICOMweb root, or "" without one."""
         return self.cloud.destination if self.cloud is not None else ""
 
+    def uploaded_instances(self, case_id: str) -> set[str]:
+        """SOP Instance UIDs of ``case_id`` that finished uploading to the configured cloud."""
+        uploaded: set[str] = set()
+        if self.cloud is not None:
+            for job in self.outbox.jobs(case_id=case_id, state="done",
+                                        destination=self.destination):
+                uploaded |= {sop for sop, _sha in self.outbox.items(job)}
+        return uploaded
+
     # --- persisted connection state ---------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
@@ -356,3 +365,20 @@ class Syncer:
                                       language=merged["language"], role=merged["role"],
                                       pdf_sha256=merged["pdf_sha256"],
                                       sop_instance_uid=merged["sop_instance_uid"])
+
+
+def report_states(reports: list[dict[str, Any]], uploaded: set[str]) -> list[dict[str, Any]]:
+    """The original (zh) and the translation (en) among ``reports``: missing, pending or synced.
+
+    ``missing``: the kiosk has none. ``pending``: the kiosk has it (it goes onto the patient's
+    stick) but the cloud does not yet. ``synced``: it came from the cloud, or its instance is
+    among ``uploaded``. Each entry: ``role``, ``language``, ``state``, ``reports``.
+    """
+    out = []
+    for role, language in (("original", "zh"), ("translation", "en")):
+        mine = [r for r in reports if r["role"] == role]
+        synced = [r for r in mine
+                  if r["source"] == "dicomweb" or r.get("sop_instance_uid") in uploaded]
+        state = "missing" if not mine else "synced" if synced else "pending"
+        out.append({"role": role, "language": language, "state": state, "reports": mine})
+    return out

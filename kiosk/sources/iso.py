@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import re
 import stat
@@ -32,7 +31,8 @@ from pycdlib import dr
 from pycdlib.pycdlibexception import PyCdlibException
 
 from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
-from kiosk.sources.iso_census import CHECK_EVERY, census, time_limit_error
+from kiosk.sources.extents import DeadlineFile, ExtentReader
+from kiosk.sources.iso_census import census
 from kiosk.sources.scan_limits import ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 
@@ -155,7 +155,7 @@ class IsoSource:
             raise self._not_iso("no ISO9660 volume descriptor at sector 16")
         iso = pycdlib.PyCdlib()
         # pycdlib gets a duplicate so that closing it leaves the caller's descriptor alone.
-        fp = _DeadlineFile(os.dup(fd), self._limits, deadline)
+        fp = DeadlineFile(os.dup(fd), self._limits, deadline)
         try:
             try:
                 iso.open_fp(fp)
@@ -388,7 +388,7 @@ class IsoSource:
         # A descriptor per reader: pread never shares a seek position, so threads cannot
         # disturb each other, and a reader outlives nothing but itself.
         fd = self._open_same_disc(path)
-        return cast(BinaryIO, _ExtentReader(self, path, fd, item.extents, item.entry.size))
+        return cast(BinaryIO, ExtentReader(self, path, fd, item.extents, item.entry.size))
 
     def _open_same_disc(self, path: str) -> int:
         """Open the image or device again and check it still holds the disc we indexed."""
@@ -399,13 +399,13 @@ class IsoSource:
         except OSError as exc:
             if exc.errno == errno.ENOMEDIUM:
                 raise self._removed() from exc
-            raise self._read_error(path, exc) from exc
+            raise self.read_error(path, exc) from exc
         try:
             if self._same_disc(fd):
                 return fd
         except OSError as exc:
             os.close(fd)
-            raise self._read_error(path, exc) from exc
+            raise self.read_error(path, exc) from exc
         os.close(fd)
         raise self._removed()
 
@@ -479,13 +479,15 @@ class IsoSource:
             "files already stored are kept."
         )
 
-    def _read_error(self, path: str, exc: OSError) -> Exception:
+    def read_error(self, path: str, exc: OSError) -> Exception:
+        """The error to raise for a failed read of ``path`` (the medium gone, or EIO)."""
         """Map an OSError from reading ``path`` to the medium being gone or one bad file."""
         if exc.errno in GONE_ERRNOS or not self.is_present():
             return self._removed()
         return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
 
-    def _short_read(self, path: str) -> Exception:
+    def short_read(self, path: str) -> Exception:
+        """The error to raise when the image ends before ``path`` does."""
         """The disc ended inside a file: pulled medium, or a truncated/damaged image."""
         if not self.is_present():
             return self._removed()
@@ -493,120 +495,6 @@ class IsoSource:
             f"{path}: the disc ends before this file does (truncated image or damaged disc).",
             errno=errno.EIO,
         )
-
-
-class _DeadlineFile(io.FileIO):
-    """The descriptor pycdlib parses from, refusing reads once the open's deadline is past.
-
-    pycdlib has no way to stop its directory walk, so the time limit is applied where it
-    reads: the census bounded how much there is to read, this bounds how long it may take
-    (a disc that reads slowly at every sector).
-    """
-
-    def __init__(self, fd: int, limits: ScanLimits, deadline: float) -> None:
-        super().__init__(fd, "rb", closefd=True)
-        self._limits = limits
-        self._deadline = deadline
-        self._reads = 0
-
-    def _check(self) -> None:
-        self._reads += 1
-        if self._reads % CHECK_EVERY == 0 and self._limits.clock() > self._deadline:
-            raise time_limit_error(self._limits)
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Read as :meth:`io.FileIO.read`, unless the deadline is past."""
-        self._check()
-        return super().read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        """Read as :meth:`io.FileIO.readinto`, unless the deadline is past."""
-        self._check()
-        return super().readinto(buffer)
-
-
-class _ExtentReader(io.RawIOBase):
-    """Read one file's extents from the image with ``pread`` on a private descriptor."""
-
-    def __init__(
-        self,
-        source: IsoSource,
-        path: str,
-        fd: int,
-        extents: tuple[tuple[int, int], ...],
-        size: int,
-    ) -> None:
-        super().__init__()
-        self._source = source
-        self._path = path
-        self._fd = fd
-        self._extents = extents
-        self._size = size
-        self._pos = 0
-        self.name = path
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` from the current position; short only at the end of the file."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        view = memoryview(buffer).cast("B")
-        wanted = min(len(view), self._size - self._pos)
-        done = 0
-        while done < wanted:
-            offset, run_left = self._locate(self._pos)
-            chunk = view[done : done + min(wanted - done, run_left)]
-            try:
-                got = os.preadv(self._fd, [chunk], offset)
-            except OSError as exc:
-                raise self._source._read_error(self._path, exc) from exc
-            if got == 0:
-                # The directory promised more bytes than the image or device has.
-                raise self._source._short_read(self._path)
-            done += got
-            self._pos += got
-        return done
-
-    def _locate(self, pos: int) -> tuple[int, int]:
-        """Return the image offset of file position ``pos`` and the bytes left in its run."""
-        for start, length in self._extents:
-            if pos < length:
-                return start + pos, length - pos
-            pos -= length
-        raise AssertionError("position beyond the last extent")  # guarded by readinto
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        if whence == os.SEEK_SET:
-            new = offset
-        elif whence == os.SEEK_CUR:
-            new = self._pos + offset
-        elif whence == os.SEEK_END:
-            new = self._size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence})")
-        if new < 0:
-            raise ValueError("negative seek position")
-        self._pos = new
-        return new
-
-    def tell(self) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        return self._pos
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                os.close(self._fd)
-            finally:
-                super().close()
 
 
 def _strip_version(name: str) -> str:

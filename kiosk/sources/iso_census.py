@@ -46,7 +46,7 @@ _CHUNK = 64 * 1024
 #: needs at most ~255 bytes per record plus a block per folder. Twice that, and some slack for
 #: small discs, tells a real tree from extents claiming gigabytes of empty "padding".
 _BYTES_PER_RECORD, _BYTES_PER_FOLDER, _SLACK_BYTES = 512, 2 * _SECTOR, 64 * 1024
-#: Reads between two clock readings (here and in :class:`kiosk.sources.iso._DeadlineFile`).
+#: Reads between two clock readings (here and in :class:`kiosk.sources.extents.DeadlineFile`).
 CHECK_EVERY = 16
 #: Records every tree may hold whatever ``max_files`` is (folders, viewers, a small limit).
 _RECORD_SLACK = 1024

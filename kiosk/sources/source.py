@@ -107,3 +107,21 @@ def display_path(path: str) -> str:
         return raw.decode("gb18030")
     except UnicodeDecodeError:
         return raw.decode("utf-8", "backslashreplace")
+
+
+def files_named(source: Source, suffix: str, *, max_size: int, limit: int,
+                max_entries: int = 100_000) -> list[str]:
+    """Paths of up to ``limit`` non-empty files whose name ends in ``suffix`` (any case).
+
+    Files larger than ``max_size`` are passed over, and the listing stops after
+    ``max_entries`` entries: on a medium with millions of files what is wanted (a hospital's
+    report PDF) is near the top.
+    """
+    found: list[str] = []
+    for seen, entry in enumerate(source.entries()):
+        if seen >= max_entries or len(found) >= limit:
+            break
+        if (entry.kind is EntryKind.FILE and entry.path.lower().endswith(suffix)
+                and 0 < entry.size <= max_size):
+            found.append(entry.path)
+    return found

@@ -88,6 +88,25 @@ class Catalog:
         """The study documents of a case."""
         return sorted(self.db.find(STUDIES, case_id=case_id), key=lambda s: s["study_uid"])
 
+    def case_summaries(self) -> list[dict[str, Any]]:
+        """One summary per case, newest first: patients, counts, bytes and modalities."""
+        out = []
+        for case in self.cases():
+            studies = self.studies(case["case_id"])
+            out.append({
+                "case_id": case["case_id"],
+                "status": case.get("status", "incomplete"),
+                "delivered": case.get("delivered"),  # time of the last verified export
+                "created": case.get("created"),
+                "updated": case.get("updated"),
+                "patients": case.get("patients", []),
+                "studies": len(studies),
+                "instances": sum(s["instances"] for s in studies),
+                "bytes": sum(s["bytes"] for s in studies),
+                "modalities": sorted({m for s in studies for m in s.get("modalities", [])}),
+            })
+        return out
+
     def manifest(self, study: dict[str, Any]) -> list[InstanceRow]:
         """The instance rows of a study document."""
         rows = json.loads(self.store.read_bytes(study["manifest"]))
