@@ -286,7 +286,8 @@ def _write(plan: PackagePlan, store: BlobStore, work: Path, keys: KeySupply | No
 
     Returns the paths written (relative to ``work``) and, for those still to be read back
     from the device, their expected SHA-256: the archive's volumes are read back and checked
-    by the writer itself, segment by segment while it writes (see :mod:`kiosk.package.zipcrypt`).
+    by the writer itself, segment by segment while it writes (see
+    :mod:`kiosk.package.zip_pipeline`).
     """
     done = 0
     if keys is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.package.key_process import KeyProcess
-from kiosk.package.zipcrypt import KeySupply, derive_keys
+from kiosk.package.winzip_aes import KeySupply, derive_keys
 
 PW = b"Correct Horse 42"
 

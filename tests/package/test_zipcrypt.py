@@ -24,10 +24,15 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+import kiosk.package.device_readback as device_readback
+import kiosk.package.winzip_aes as winzip_aes
+import kiosk.package.zip_reader as zip_reader
+import kiosk.package.zip_volumes as zip_volumes
+import kiosk.package.zip_writer as zip_writer
 import kiosk.package.zipcrypt as zc
 from kiosk.errors import VerificationError
+from kiosk.package.zip_format import MAC_LEN
 from kiosk.package.zipcrypt import (
-    MAC_LEN,
     AesZipWriter,
     ArchiveCorruptError,
     ArchiveResult,
@@ -262,7 +267,7 @@ def test_an_archive_that_fits_one_volume_is_a_plain_zip(out: Path) -> None:
 
 def test_default_split_size_is_safe_for_fat32() -> None:
     size = default_split_size()
-    assert (3 << 30) < size < zc.FAT32_MAX_FILE - (64 << 20)
+    assert (3 << 30) < size < zip_volumes.FAT32_MAX_FILE - (64 << 20)
     assert size % 4096 == 0
 
 
@@ -519,7 +524,7 @@ def test_write_errors_surface_with_their_errno_and_abort_cleans_up(
         written += len(data)
         return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(zc.os, "pwrite", failing_pwrite)
+    monkeypatch.setattr(zip_volumes.os, "pwrite", failing_pwrite)  # _VolumeFiles writes
     # The error surfaces in add_bytes or in close, whichever meets it first.
     with (
         pytest.raises(OSError) as err,
@@ -595,7 +600,7 @@ def test_a_byte_the_stick_changed_before_the_read_back_fails_close_and_nothing_i
 def test_segments_are_read_back_while_later_ones_are_written(out: Path) -> None:
     writer = AesZipWriter(out, "PATIENT", PASS, chunk_size=1 << 16, readback_segment=1 << 17)
     writer.add_bytes("A", os.urandom(2 << 20))
-    readback = writer._readback
+    readback = writer._output.readback
     assert readback is not None
     # Before close: the finished segments were synced, read back and checked already.
     _wait_for(lambda: readback.compared >= 1 << 20, "the read-back of the first segments")
@@ -612,7 +617,7 @@ def test_a_read_error_during_the_read_back_surfaces_with_its_errno(
     def failing_preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(zc.os, "preadv", failing_preadv)
+    monkeypatch.setattr(device_readback.os, "preadv", failing_preadv)  # _pread_device reads
     with (
         pytest.raises(OSError) as err,
         AesZipWriter(lived_in_stick, "PATIENT", PASS, chunk_size=1 << 16) as writer,
@@ -628,12 +633,12 @@ def test_the_read_back_comparison_sees_any_byte_at_any_alignment() -> None:
     data = rng.bytes(5000)
     for start, end in [(0, 5000), (3, 4099), (1, 9), (7, 8), (0, 0)]:
         a, b = memoryview(data)[start:end], memoryview(bytearray(data))[start:end]
-        assert zc._same(a, b)
+        assert device_readback._same(a, b)
         for at in {0, len(a) // 2, len(a) - 1} if len(a) else set():
             b[at] ^= 0x80  # first, middle, last (in the 8-byte words or in the tail)
-            assert not zc._same(a, b), (start, end, at)
+            assert not device_readback._same(a, b), (start, end, at)
             b[at] ^= 0x80
-    assert not zc._same(memoryview(data)[:10], memoryview(data)[:11])
+    assert not device_readback._same(memoryview(data)[:10], memoryview(data)[:11])
 
 
 # --- keys derived ahead ---------------------------------------------------------------------------
@@ -653,9 +658,10 @@ def test_keys_prepared_before_writing_make_an_archive_7z_opens_with_a_salt_per_e
     assert result.verified and supply._child.owed == 0  # all six were used
     supply.close()
     assert extract(result.volumes[0], tmp_path / "x") == files
-    reader = zc._SplitReader(result.volumes, drop_cache=False)
+    reader = zip_volumes._SplitReader(result.volumes, drop_cache=False)
     try:
-        salts = [zc._plan_entry(reader, e).salt for e in zc._read_central_directory(reader)]
+        salts = [zip_reader._plan_entry(reader, e).salt
+                 for e in zip_reader._read_central_directory(reader)]
     finally:
         reader.close()
     assert len(set(salts)) == len(files)  # never a salt (so a keystream) twice
@@ -668,7 +674,7 @@ def test_a_key_supply_prepares_no_more_than_the_archive_needs() -> None:
     assert all(supply.take() is not None for _ in range(3))
     started = time.monotonic()
     assert supply.take() is None  # nothing more owed: no wait, the writer derives its own
-    assert time.monotonic() - started < zc._CHILD_WAIT
+    assert time.monotonic() - started < winzip_aes._CHILD_WAIT
     supply.close()
     idle = zc.KeySupply(PASS, prepare=0)
     assert idle._thread is None and idle._child is None
@@ -686,13 +692,27 @@ def test_a_key_supply_for_another_passphrase_is_refused(out: Path) -> None:
 # --- internals worth pinning ----------------------------------------------------------------------
 
 
+def test_the_public_api_stays_importable_from_zipcrypt() -> None:
+    """The rest of the kiosk imports the AES zip from ``zipcrypt``: the modules' own objects."""
+    assert sorted(zc.__all__) == sorted([
+        "ZIP64_LIMIT", "AesZipWriter", "ArchiveCorruptError", "ArchiveResult", "KeySupply",
+        "ReadBackError", "SourceChangedError", "WrongPassphraseError", "default_split_size",
+        "read_back_sha256", "verify_archive",
+    ])  # fmt: skip
+    assert zc.AesZipWriter is zip_writer.AesZipWriter
+    assert zc.KeySupply is winzip_aes.KeySupply
+    assert zc.verify_archive is zip_reader.verify_archive
+    assert zc.read_back_sha256 is device_readback.read_back_sha256
+    assert zc.default_split_size is zip_volumes.default_split_size
+
+
 def test_the_keystream_is_winzip_little_endian_ctr_at_any_offset() -> None:
     """Against a block-by-block reference: counter = LE uint64 in bytes 0-7, starting at 1."""
     key = bytes(range(32))
     ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     blocks = [ecb.update(i.to_bytes(8, "little") + bytes(8)) for i in range(1, 400)]
     reference = b"".join(blocks)
-    ctr = zc._WinZipCtr(4096)
+    ctr = winzip_aes._WinZipCtr(4096)
     ctr.reset(key)
     rng = np.random.default_rng(3)
     for _ in range(200):
@@ -705,7 +725,7 @@ def test_the_keystream_is_winzip_little_endian_ctr_at_any_offset() -> None:
 
 def test_key_derivation_matches_pbkdf2_hmac_sha1() -> None:
     salt = bytes(16)
-    aes_key, mac_key, verifier = zc.derive_keys(b"password", salt)
+    aes_key, mac_key, verifier = winzip_aes.derive_keys(b"password", salt)
     dk = hashlib.pbkdf2_hmac("sha1", b"password", salt, 1000, 66)
     assert (aes_key, mac_key, verifier) == (dk[:32], dk[32:64], dk[64:])
 
@@ -772,7 +792,7 @@ def _reference_ctr(key: bytes, data: bytes) -> bytes:
 def test_the_keystream_is_the_same_whatever_pieces_and_entries_it_is_cut_into() -> None:
     """Pieces inside the reused counter table, past it (the table moves) and back to 0."""
     rng = np.random.default_rng(21)
-    ctr = zc._WinZipCtr(100)  # a table of 8 blocks: entries below cross it often
+    ctr = winzip_aes._WinZipCtr(100)  # a table of 8 blocks: entries below cross it often
     for length in (1, 15, 16, 17, 99, 130, 700, 40):
         key = rng.bytes(32)
         data = rng.bytes(length)
