@@ -177,8 +177,8 @@ def phases_child(data: Path, config: Path, case_id: str, out: Path) -> None:
     import kiosk.package.export as exp
 
     keys = exp.start_keys(True)  # as `kiosk export` does: keys are derived while the rest loads
+    import kiosk.package.aeszip as zc
     import kiosk.package.plan as pkg
-    import kiosk.package.zipcrypt as zc
     from kiosk.bootstrap import build_service
     clock.add(IMPORTS, time.perf_counter() - t0, time.process_time() - c0)
 

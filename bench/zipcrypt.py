@@ -1,4 +1,4 @@
-"""AES-256 ZIP writer throughput: ``kiosk.package.zipcrypt`` against ``7z a -tzip -mem=AES256
+"""AES-256 ZIP writer throughput: ``kiosk.package.aeszip`` against ``7z a -tzip -mem=AES256
 -mx=0``.
 
 Usage::
@@ -12,7 +12,7 @@ random bytes, laid out like a PDI file-set in 20 folders) is generated once and 
 
 * ``7z``: ``7z a -tzip -mem=AES256 -mx=0 -p...`` (page cache only, no fsync: what DESIGN.md §6
   measured);
-* ``kiosk``: a fresh interpreter runs :class:`kiosk.package.zipcrypt.AesZipWriter` over the same
+* ``kiosk``: a fresh interpreter runs :class:`kiosk.package.aeszip.AesZipWriter` over the same
 files: every volume fsynced and read back from the device, segment by segment while the next ones
   are written, and checked (the export's read-back; ``close`` reads back the last segment).
 
@@ -84,7 +84,7 @@ def source_files(src: Path) -> list[Path]:
 
 def child(src: Path, out: Path, chunk: int) -> None:
     """The kiosk contender, in a fresh interpreter: write, read back; print JSON figures."""
-    from kiosk.package.zipcrypt import AesZipWriter
+    from kiosk.package.aeszip import AesZipWriter
 
     files = source_files(src)
     c0, t0 = time.process_time(), time.perf_counter()

@@ -47,8 +47,8 @@ from kiosk.store.locations import Locations
 if TYPE_CHECKING:
     from kiosk.links.printer import PrintReport, ReceiptPrinter
     from kiosk.media.desk import MediaDesk
+    from kiosk.package.aeszip import KeySupply
     from kiosk.package.export import ExportProgress
-    from kiosk.package.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
 

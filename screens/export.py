@@ -29,8 +29,8 @@ from kiosk_tui.dialogs import ConfirmDialog, ErrorDialog, error_say
 from kiosk_tui.messages import ExportProgressed, WorkDone, WorkFailed
 
 if TYPE_CHECKING:  # kiosk.package.export loads the AES machinery: only when an export runs
+    from kiosk.package.aeszip import KeySupply
     from kiosk.package.export import ExportProgress
-    from kiosk.package.zipcrypt import KeySupply
 
 log = logging.getLogger(__name__)
 

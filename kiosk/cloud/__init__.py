@@ -7,5 +7,5 @@ Lives here: the ``Cloud`` interface and its errors (``protocol``), the real clie
 (``translations``).
 
 May import: :mod:`kiosk.reports`, :mod:`kiosk.security`, :mod:`kiosk.dicom`,
-:mod:`kiosk.store`, config and errors.
+:mod:`kiosk.store`, :mod:`kiosk.system`, config and errors.
 """

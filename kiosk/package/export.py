@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kiosk.errors import KioskError
-from kiosk.package.passphrase import new_passphrase
-from kiosk.package.readme_txt import readme_text
-from kiosk.package.zipcrypt import (
+from kiosk.package.aeszip import (
     AesZipWriter,
     KeySupply,
     ReadBackError,
     default_split_size,
     read_back_sha256,
 )
+from kiosk.package.passphrase import new_passphrase
+from kiosk.package.readme_txt import readme_text
 from kiosk.store.durable import fsync_dir, syncfs
 
 if TYPE_CHECKING:  # not imported at run time: start_keys must not wait for pydicom
@@ -287,7 +287,7 @@ def _write(plan: PackagePlan, store: BlobStore, work: Path, keys: KeySupply | No
     Returns the paths written (relative to ``work``) and, for those still to be read back
     from the device, their expected SHA-256: the archive's volumes are read back and checked
     by the writer itself, segment by segment while it writes (see
-    :mod:`kiosk.package.zip_pipeline`).
+    :mod:`kiosk.package.aeszip.pipeline`).
     """
     done = 0
     if keys is not None:

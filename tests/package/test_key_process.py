@@ -1,4 +1,4 @@
-"""Key derivation in a child process (kiosk/package/key_process.py) and KeySupply's use of it."""
+"""Key derivation in a child process (kiosk/package/aeszip/key_process.py) and KeySupply's use."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.package.key_process import KeyProcess
-from kiosk.package.winzip_aes import KeySupply, derive_keys
+from kiosk.package.aeszip.key_process import KeyProcess
+from kiosk.package.aeszip.winzip_aes import KeySupply, derive_keys
 
 PW = b"Correct Horse 42"
 

@@ -24,15 +24,14 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-import kiosk.package.device_readback as device_readback
-import kiosk.package.winzip_aes as winzip_aes
-import kiosk.package.zip_reader as zip_reader
-import kiosk.package.zip_volumes as zip_volumes
-import kiosk.package.zip_writer as zip_writer
-import kiosk.package.zipcrypt as zc
+import kiosk.package.aeszip as zc
+import kiosk.package.aeszip.readback as device_readback
+import kiosk.package.aeszip.reader as zip_reader
+import kiosk.package.aeszip.volumes as zip_volumes
+import kiosk.package.aeszip.winzip_aes as winzip_aes
+import kiosk.package.aeszip.writer as zip_writer
 from kiosk.errors import VerificationError
-from kiosk.package.zip_format import MAC_LEN
-from kiosk.package.zipcrypt import (
+from kiosk.package.aeszip import (
     AesZipWriter,
     ArchiveCorruptError,
     ArchiveResult,
@@ -42,6 +41,7 @@ from kiosk.package.zipcrypt import (
     read_back_sha256,
     verify_archive,
 )
+from kiosk.package.aeszip.format import MAC_LEN
 
 SEVEN = shutil.which("7z")
 needs_7z = pytest.mark.skipif(SEVEN is None, reason="7z not installed (apt-get install p7zip-full)")
@@ -739,7 +739,7 @@ def test_memory_stays_bounded_for_a_large_file(tmp_path: Path) -> None:
     script = f"""
 import io, resource, sys
 from pathlib import Path
-from kiosk.package.zipcrypt import AesZipWriter
+from kiosk.package.aeszip import AesZipWriter
 
 class Zeros(io.RawIOBase):
     def __init__(self, n): self.left = n

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.package.zip_errors import ReadBackError
-from kiosk.package.zip_volumes import (
+from kiosk.package.aeszip.errors import ReadBackError
+from kiosk.package.aeszip.volumes import (
     _ALIGN,
     DEFAULT_CHUNK,
     _Block,

@@ -1,8 +1,8 @@
 """The ZIP structures of the AES zip: constants, header and end records, extra fields, ZIP64.
 
 What the bytes of the archive look like, and nothing about how they are encrypted
-(:mod:`kiosk.package.winzip_aes`), written (:mod:`kiosk.package.zip_writer`) or read
-(:mod:`kiosk.package.zip_reader`). Per entry (see :mod:`kiosk.package.zipcrypt` for the whole
+(:mod:`kiosk.package.aeszip.winzip_aes`), written (:mod:`kiosk.package.aeszip.writer`) or read
+(:mod:`kiosk.package.aeszip.reader`). Per entry (see :mod:`kiosk.package.aeszip` for the whole
 format):
 
 * compression method 99 and the AES extra field 0x9901 (vendor version 2 = AE-2, vendor id "AE",

@@ -2,7 +2,7 @@
 
 * keys from PBKDF2-HMAC-SHA1 (1000 iterations, 66 bytes: AES key, HMAC key, verifier), from a
   fresh random salt per entry (:func:`derive_keys`); a :class:`KeySupply` derives them before
-  the writer needs them, in a child process (:mod:`kiosk.package.key_process`) since
+  the writer needs them, in a child process (:mod:`kiosk.package.aeszip.key_process`) since
   ``cryptography``'s PBKDF2 holds the GIL;
 * AES-256-CTR with WinZip's *little-endian* counter starting at 1, computed as AES-ECB over
   counter blocks built in numpy and XORed in numpy (``cryptography``'s CTR mode counts
@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from kiosk.package.key_process import KeyProcess
-from kiosk.package.zip_format import AES_256, PV_LEN, SALT_LEN
+from kiosk.package.aeszip.format import AES_256, PV_LEN, SALT_LEN
+from kiosk.package.aeszip.key_process import KeyProcess
 
 __all__ = ["KeySupply", "derive_keys"]
 
@@ -97,7 +97,7 @@ class KeySupply:
     so it never stalls the writer's threads) derives ``prepare`` keys while the program finishes
     starting and plans the package, then those of every entry (:meth:`expect`). If the child
     cannot start, one background thread derives ``prepare`` keys instead.
-    :class:`~kiosk.package.zip_writer.AesZipWriter` takes prepared keys first, then derives its
+    :class:`~kiosk.package.aeszip.writer.AesZipWriter` takes prepared keys first, then derives its
     own.
 
     Parameters

@@ -24,23 +24,23 @@ byte-split into ``name.zip.001``, ``.002``, ... (what 7-Zip opens) therefore cos
 
 Where it lives
 --------------
-:mod:`~kiosk.package.zip_format`
+:mod:`~kiosk.package.aeszip.format`
     ZIP structures: constants, local and central headers, extra fields, ZIP64, end records.
-:mod:`~kiosk.package.winzip_aes`
+:mod:`~kiosk.package.aeszip.winzip_aes`
     Key derivation (:func:`derive_keys`, :class:`KeySupply`), the little-endian CTR keystream
     and its counter table, the HMAC.
-:mod:`~kiosk.package.zip_writer`
+:mod:`~kiosk.package.aeszip.writer`
     :class:`AesZipWriter`, the streaming writer, and its :class:`ArchiveResult`.
-:mod:`~kiosk.package.zip_pipeline`
+:mod:`~kiosk.package.aeszip.pipeline`
     The writer's output blocks and threads (keys, mac, io, read-back): where the CPU goes.
-:mod:`~kiosk.package.device_readback`
+:mod:`~kiosk.package.aeszip.readback`
     The read-back from the device while writing, and :func:`read_back_sha256`.
-:mod:`~kiosk.package.zip_volumes`
+:mod:`~kiosk.package.aeszip.volumes`
     Split volumes below 4 GiB (:func:`default_split_size`), ``O_DIRECT`` volume files, reading
     volumes as one byte range.
-:mod:`~kiosk.package.zip_reader`
+:mod:`~kiosk.package.aeszip.reader`
     :func:`verify_archive`: reading an archive back and checking every entry.
-:mod:`~kiosk.package.zip_errors`
+:mod:`~kiosk.package.aeszip.errors`
     The errors they raise.
 
 References
@@ -57,18 +57,18 @@ AE
 
 from __future__ import annotations
 
-from kiosk.package.device_readback import read_back_sha256
-from kiosk.package.winzip_aes import KeySupply
-from kiosk.package.zip_errors import (
+from kiosk.package.aeszip.errors import (
     ArchiveCorruptError,
     ReadBackError,
     SourceChangedError,
     WrongPassphraseError,
 )
-from kiosk.package.zip_format import ZIP64_LIMIT
-from kiosk.package.zip_reader import verify_archive
-from kiosk.package.zip_volumes import default_split_size
-from kiosk.package.zip_writer import AesZipWriter, ArchiveResult
+from kiosk.package.aeszip.format import ZIP64_LIMIT
+from kiosk.package.aeszip.readback import read_back_sha256
+from kiosk.package.aeszip.reader import verify_archive
+from kiosk.package.aeszip.volumes import default_split_size
+from kiosk.package.aeszip.winzip_aes import KeySupply
+from kiosk.package.aeszip.writer import AesZipWriter, ArchiveResult
 
 __all__ = [
     "ZIP64_LIMIT",

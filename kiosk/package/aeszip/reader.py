@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.package.winzip_aes import _KEY_THREADS, _KEYS_AHEAD, _new_mac, _WinZipCtr, derive_keys
-from kiosk.package.zip_errors import ArchiveCorruptError, WrongPassphraseError
-from kiosk.package.zip_format import (
+from kiosk.package.aeszip.errors import ArchiveCorruptError, WrongPassphraseError
+from kiosk.package.aeszip.format import (
     _CENTRAL,
     _EOCD,
     _LOCAL,
@@ -45,7 +44,14 @@ from kiosk.package.zip_format import (
     ZIP64_LIMIT,
     _parse_extra,
 )
-from kiosk.package.zip_volumes import DEFAULT_CHUNK, _SplitReader
+from kiosk.package.aeszip.volumes import DEFAULT_CHUNK, _SplitReader
+from kiosk.package.aeszip.winzip_aes import (
+    _KEY_THREADS,
+    _KEYS_AHEAD,
+    _new_mac,
+    _WinZipCtr,
+    derive_keys,
+)
 
 __all__ = ["verify_archive"]
 

@@ -1,11 +1,11 @@
 """The streaming AES-256 zip writer (WinZip AE-2): entries in, volumes out, every byte read back.
 
 :class:`AesZipWriter` turns files into entries: it checks their names, takes their keys
-(:mod:`kiosk.package.winzip_aes`), lays out their local headers and the central directory
-(:mod:`kiosk.package.zip_format`), and encrypts their data in place in the output blocks of
-its pipeline (:mod:`kiosk.package.zip_pipeline`), which computes the MACs, writes the volumes
-(:mod:`kiosk.package.zip_volumes`) and reads them back from the device while it writes
-(:mod:`kiosk.package.device_readback`). The archive is written strictly front to back and never
+(:mod:`kiosk.package.aeszip.winzip_aes`), lays out their local headers and the central directory
+(:mod:`kiosk.package.aeszip.format`), and encrypts their data in place in the output blocks of
+its pipeline (:mod:`kiosk.package.aeszip.pipeline`), which computes the MACs, writes the volumes
+(:mod:`kiosk.package.aeszip.volumes`) and reads them back from the device while it writes
+(:mod:`kiosk.package.aeszip.readback`). The archive is written strictly front to back and never
 seeks.
 """
 
@@ -25,18 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from kiosk.package.winzip_aes import (
-    _KEY_THREADS,
-    _KEYS_AHEAD,
-    KeySupply,
-    _check_passphrase,
-    _KeyMaterial,
-    _new_key_material,
-    _new_mac,
-    _WinZipCtr,
-)
-from kiosk.package.zip_errors import SourceChangedError
-from kiosk.package.zip_format import (
+from kiosk.package.aeszip.errors import SourceChangedError
+from kiosk.package.aeszip.format import (
     _DESCRIPTOR64,
     AES_OVERHEAD,
     SIG_DESCRIPTOR,
@@ -48,8 +38,18 @@ from kiosk.package.zip_format import (
     _local_header,
     _ut_extra,
 )
-from kiosk.package.zip_pipeline import _BlockOutput
-from kiosk.package.zip_volumes import _ALIGN, DEFAULT_CHUNK, default_split_size
+from kiosk.package.aeszip.pipeline import _BlockOutput
+from kiosk.package.aeszip.volumes import _ALIGN, DEFAULT_CHUNK, default_split_size
+from kiosk.package.aeszip.winzip_aes import (
+    _KEY_THREADS,
+    _KEYS_AHEAD,
+    KeySupply,
+    _check_passphrase,
+    _KeyMaterial,
+    _new_key_material,
+    _new_mac,
+    _WinZipCtr,
+)
 from kiosk.store.durable import fsync_dir
 
 __all__ = ["AesZipWriter", "ArchiveResult"]

@@ -1,6 +1,6 @@
 """The AES zip writer's output pipeline: blocks laid out by the caller, MACs, writes, read-back.
 
-:class:`kiosk.package.zip_writer.AesZipWriter` lays the archive's bytes out directly in
+:class:`kiosk.package.aeszip.writer.AesZipWriter` lays the archive's bytes out directly in
 page-aligned output blocks of ``chunk_size`` (4 MiB) that :class:`_BlockOutput` hands round:
 headers are copied in (:meth:`_BlockOutput.emit`), file data is read with ``readinto`` straight
 into its place in :meth:`_BlockOutput.current_block` and encrypted there. No byte is copied
@@ -10,25 +10,25 @@ Pipeline (2 cores)
 ------------------
 Around the caller's thread, every heavy call releases the GIL:
 
-* *keys* (a child process, :mod:`kiosk.package.key_process`; 2 threads of the writer as a
+* *keys* (a child process, :mod:`kiosk.package.aeszip.key_process`; 2 threads of the writer as a
   fallback): PBKDF2 for the next entries, ahead of time (salts are random, so keys do not depend
   on the data). ~1 ms per entry: the largest cost when files are small, so a
-  :class:`~kiosk.package.winzip_aes.KeySupply` can start it before the writer exists.
+  :class:`~kiosk.package.aeszip.winzip_aes.KeySupply` can start it before the writer exists.
   ``cryptography``'s PBKDF2 holds the GIL, hence a process rather than a thread.
 * *caller* (``add_file``): read, keystream (AES-ECB over preallocated counter blocks), XOR in
   place.
 * *mac*: HMAC-SHA1 of each entry's ciphertext, piece by piece in order, then its 10-byte code
   written into the place the caller left for it; a full block goes on to the *io* thread
   through this one's queue, so only after every code in it is written.
-* *io*: writes each block to its volume(s) (:class:`~kiosk.package.zip_volumes._VolumeFiles`:
+* *io*: writes each block to its volume(s) (:class:`~kiosk.package.aeszip.volumes._VolumeFiles`:
   ``O_DIRECT`` where offsets and lengths are aligned), fsyncs each volume as it fills and,
   every ``readback_segment`` bytes, fdatasyncs the volume and hands the finished segment to the
   read-back.
-* *verify* and *readback* (:class:`~kiosk.package.device_readback._DeviceReadBack`): read each
+* *verify* and *readback* (:class:`~kiosk.package.aeszip.readback._DeviceReadBack`): read each
   finished segment back from the device while the next segments are written, and compare it
   byte for byte with the blocks that were written, which are kept until then.
   :meth:`_BlockOutput.finish` has the last segment read back after the final fsync. A difference
-  raises :class:`~kiosk.package.zip_errors.ReadBackError`.
+  raises :class:`~kiosk.package.aeszip.errors.ReadBackError`.
 
 Memory is bounded by the block pools (two read-back segments' worth of output blocks, at least
 four, plus 3 read-back blocks of ``chunk_size``) plus the central directory (about 100 bytes per
@@ -44,9 +44,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.hmac import HMAC
 
-from kiosk.package.device_readback import _DeviceReadBack, _Written
-from kiosk.package.zip_format import MAC_LEN
-from kiosk.package.zip_volumes import _Block, _VolumeFiles
+from kiosk.package.aeszip.format import MAC_LEN
+from kiosk.package.aeszip.readback import _DeviceReadBack, _Written
+from kiosk.package.aeszip.volumes import _Block, _VolumeFiles
 
 _BLOCKS = 4  # output blocks shared by the caller and the io thread, at least
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.package.zip_errors import ArchiveCorruptError
+from kiosk.package.aeszip.errors import ArchiveCorruptError
 
 __all__ = ["default_split_size"]
 

@@ -1,7 +1,7 @@
 """The errors of the AES zip: wrong passphrase, damaged archive, failed read-back, changed source.
 
 They live apart from the code that raises them because the writer, the reader and the volume
-files all raise some of them; :mod:`kiosk.package.zipcrypt` exports them all.
+files all raise some of them; :mod:`kiosk.package.aeszip` exports them all.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """PBKDF2 key derivation for zip entries in a child process, so it never holds our GIL.
 
 Each AES zip entry needs its own random salt and a PBKDF2-HMAC-SHA1 derivation (about a
-millisecond of CPU; see :mod:`kiosk.package.winzip_aes`). ``cryptography``'s PBKDF2 is the fastest
-here but
-holds the GIL, so in a thread it competes with the writer's threads. A fresh interpreter (not
-``fork``: the parent may already run threads) derives them instead and streams fixed-size
-records back over a pipe.
+millisecond of CPU; see :mod:`kiosk.package.aeszip.winzip_aes`). ``cryptography``'s PBKDF2 is
+the fastest here but holds the GIL, so in a thread it competes with the writer's threads. A
+fresh interpreter (not ``fork``: the parent may already run threads) derives them instead and
+streams fixed-size records back over a pipe.
 
 The passphrase reaches the child through its stdin pipe, never argv or the environment (both are
 readable in ``/proc``). The child makes the salts itself (``os.urandom``). After the passphrase,
