@@ -16,6 +16,9 @@ from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 class DirectorySource:
     """A medium mounted (read-only) as a directory tree."""
 
+    #: How the medium is read (see :class:`~kiosk.sources.source.Source`).
+    filesystem = "directory"
+
     def __init__(self, root: Path, label: str | None = None) -> None:
         self.root = root.absolute()
         self.description = str(root)

@@ -94,6 +94,9 @@ class IsoSource:
         Which of the disc's name spaces the entry paths come from.
     """
 
+    #: How the medium is read (see :class:`~kiosk.sources.source.Source`).
+    filesystem = "iso9660"
+
     def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
         self.path = Path(path)
         self._limits = limits or ScanLimits()

@@ -44,6 +44,10 @@ class Entry:
     path: str
     size: int
     kind: EntryKind
+    #: Where the file's data starts on the device (bytes), when the medium says: the extent of an
+    #: ISO9660/UDF file, or the physical offset a mounted file system reports (FIEMAP). Files
+    #: are read in ascending ``location`` (a CD seeks in ~100 ms); None when unknown.
+    location: int | None = None
 
 
 class Source(Protocol):
@@ -53,6 +57,8 @@ class Source(Protocol):
     description: str
     #: Volume label when the medium has one.
     label: str | None
+    #: How the medium is read: ``directory`` (a mounted file system), ``iso9660`` or ``udf``.
+    filesystem: str
 
     def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
         """Yield every non-directory entry, depth first, sorted by name within a directory.

@@ -105,6 +105,7 @@ class ScratchedDisc:
     def __init__(self, inner: DirectorySource, faults: dict[str, Callable[[int], bool]]) -> None:
         self.inner = inner
         self.description = inner.description
+        self.filesystem = inner.filesystem
         self.label = inner.label
         self.faults = faults
         self.eio: dict[str, int] = {}
@@ -139,6 +140,7 @@ class PulledMidImport:
     def __init__(self, inner: DirectorySource, pull_at_open: int, away: Path) -> None:
         self.inner = inner
         self.description = inner.description
+        self.filesystem = inner.filesystem
         self.label = inner.label
         self.pull_at_open = pull_at_open
         self.away = away
