@@ -19,7 +19,7 @@ from kiosk.cloud.sync_loop import StatusCallback, SyncLoop
 from kiosk.cloud.uploader import SyncProgress
 from kiosk.config import Config
 from kiosk.errors import PrinterError, UsageError
-from kiosk.ingest.identity import confirmed_identity
+from kiosk.ingest.identity import confirmed_identity, filing, one_person_problem
 from kiosk.ingest.importer import Importer, ProgressCallback
 from kiosk.links.case_links import CaseLinks
 from kiosk.links.slip import Slip
@@ -202,6 +202,7 @@ class KioskService:
         from kiosk.package.plan import plan_package
 
         target = Path(target)
+        self.require_one_person(case_id)
         if keys is None:
             keys = start_keys(encrypt)  # entry keys are derived while the package is planned
         try:
@@ -282,6 +283,19 @@ class KioskService:
         """One summary per case, newest first (see :meth:`Catalog.case_summaries`)."""
         return self.catalog.case_summaries()
 
+    def require_one_person(self, case_id: str) -> None:
+        """Refuse a case that holds several patients not confirmed as one person.
+
+        Raises
+        ------
+        UsageError
+            No such case, or several patient identities (the message says how to split or
+            confirm).
+        """
+        problem = one_person_problem(self.case_detail(case_id))
+        if problem is not None:
+            raise UsageError(problem)
+
     def case_detail(self, case_id: str) -> dict[str, Any]:
         """A case with its studies and series.
 
@@ -328,7 +342,7 @@ class KioskService:
         UsageError
             No such case, or it has no study yet.
         """
-        self.case_detail(case_id)  # raises for an unknown case
+        self.require_one_person(case_id)  # raises for an unknown case too
         study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
         return self.links.for_case(case_id, study_uids)
 
@@ -482,6 +496,27 @@ class KioskService:
         self.audit.append("case_split", case_id=case_id, new_case_id=new_id,
                           patients=len(patient_ids))
         return new_id
+
+    def file_by_patient(self, report: dict[str, Any], *, prior: list[str],
+                        same_person: bool = False) -> list[dict[str, Any]]:
+        """After a command-line import: each patient in a case of their own (see
+        :func:`~kiosk.ingest.identity.filing`); ``same_person`` records the coordinator's
+        confirmation that the case's differing ids are one person (audited). Returns the cases
+        the import's patients are in: ``case_id`` and ``patient_ids``.
+        """
+        case_id = report["case_id"]
+        if case_id is None:  # nothing imported
+            return []
+        groups = filing([p["patient_id"] for p in report["patients"]], prior,
+                        same_person=same_person)
+        cases = [{"case_id": case_id, "patient_ids": groups[0]}]
+        cases += [{"case_id": self.split_patients(case_id, ids), "patient_ids": ids}
+                  for ids in groups[1:]]
+        if same_person and len(groups[0]) > 1:
+            self.catalog.set_same_person(case_id, groups[0])
+            self.audit.append("same_person_confirmed", case_id=case_id,
+                              patients=len(groups[0]), source="cli")
+        return cases
 
     def report_status(self, case_id: str) -> list[dict[str, Any]]:
         """The original (zh) and the translation (en) of a case: missing, pending or synced.

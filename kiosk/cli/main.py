@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kiosk import __version__
 from kiosk.errors import KioskError, UsageError
+from kiosk.ingest.identity import patient_ids
 from kiosk.sources.scan_limits import format_bytes
 
 if TYPE_CHECKING:  # kiosk.ingest.importer loads pydicom: `kiosk export` starts work before that
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", "import a directory, an .iso file or a block device")
     p.add_argument("source", help="mounted disc or stick, ISO image, or /dev/srN")
     p.add_argument("--case", dest="case_id", help="add to this case (created if new)")
+    p.add_argument("--same-person", action="store_true",
+                   help="with --case: the patients found are the case's person, whatever their "
+                        "ids (without it, each other patient gets a case of their own)")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
     p = add("cases", "list cases")
     p.add_argument("--json", action="store_true")
@@ -144,9 +148,18 @@ def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
     """Human-readable summary of an import report."""
     inst = report["instances"]
     out.write(f"Source:    {report['source']} ({report.get('label') or 'no label'})\n")
-    out.write(f"Case:      {report['case_id'] or '(none: nothing imported)'}\n")
-    for p in report["patients"]:
-        out.write(f"Patient:   {p['name_display']}  ID {p['patient_id']}\n")
+    cases = report.get("cases") or []
+    if len(cases) > 1:
+        names = {p["patient_id"]: p["name_display"] for p in report["patients"]}
+        out.write(f"Patients:  {len(names)} found; a case is for one person, so each is filed "
+                  "in a case of their own:\n")
+        for case in cases:
+            who = ", ".join(f"{names.get(pid, '?')}  ID {pid}" for pid in case["patient_ids"])
+            out.write(f"Case:      {case['case_id']}  {who}\n")
+    else:
+        out.write(f"Case:      {report['case_id'] or '(none: nothing imported)'}\n")
+        for p in report["patients"]:
+            out.write(f"Patient:   {p['name_display']}  ID {p['patient_id']}\n")
     for s in report["studies"]:
         out.write(f"Study:     {s['study_date']} {'/'.join(s['modalities'])} "
                   f"{s['description']!s:.30}  {s['series']} series, {s['instances']} images\n")
@@ -182,9 +195,19 @@ def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``kiosk import``."""
+    if args.same_person and not args.case_id:
+        raise UsageError("--same-person confirms that the patients found are the person of the "
+                         "case given with --case CASE; add --case.")
     service = _service(args)
+    prior: list[str] = []
+    if args.case_id:
+        existing = service.catalog.case(args.case_id)
+        prior = patient_ids(existing) if existing else []
     report = service.import_path(args.source, case_id=args.case_id,
                                  on_progress=_ProgressPrinter(sys.stderr))
+    # One person per case: the others found go to cases of their own (DESIGN.md §1 step 2).
+    report["cases"] = service.file_by_patient(report, prior=prior,
+                                              same_person=args.same_person)
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -143,7 +143,8 @@ class Importer:
                                 f"{case_id}; images already stored are not copied again.")
         deadline = self.options.limits.deadline()
         try:
-            files_total, bytes_total = self._count(source, notify, started, deadline)
+            entries, bytes_total = self._list(source, notify, started, deadline)
+            files_total = min(len(entries), self.options.limits.max_files)
 
             def progress(phase: str, current: str) -> None:
                 notify(ImportProgress(phase, run.files_done, files_total, run.bytes_done,
@@ -153,7 +154,8 @@ class Importer:
             # fill batch N+1, so only the last batch's sync and verify wait at the end.
             with ThreadPoolExecutor(1, thread_name_prefix="commit") as committer:
                 try:
-                    self._ingest_all(source, staging, run, progress, cancel, committer, deadline)
+                    self._ingest_all(source, entries, staging, run, progress, cancel,
+                                     committer, deadline)
                 except MediumRemovedError as exc:
                     run.error = exc.text
                 except ImportCancelled:
@@ -190,25 +192,28 @@ class Importer:
             return str(last[-1]["case_id"])
         return None
 
-    def _count(self, source: Source, notify: ProgressCallback, started: float,
-               deadline: float) -> tuple[int, int]:
-        """Count files and bytes first so progress can show an ETA (metadata only).
+    def _list(self, source: Source, notify: ProgressCallback, started: float,
+              deadline: float) -> tuple[list[Entry], int]:
+        """List the medium once (metadata only), in the order it will be read; and its bytes.
 
-        Stops where the scan will stop: at ``max_files`` entries or at the deadline.
+        Listing first gives progress its ETA and lets the files be read in disc order
+        (:func:`disc_order`). It stops where the scan will stop: one entry past ``max_files``
+        (so the scan can tell that there is more) or at the deadline.
         """
         limits = self.options.limits
-        files = size = 0
+        entries: list[Entry] = []
+        size = 0
         for entry in source.entries(max_depth=limits.max_depth):
-            if files >= limits.max_files or limits.clock() >= deadline:
+            if len(entries) > limits.max_files or limits.clock() >= deadline:
                 break
-            files += 1
+            entries.append(entry)
             size += max(entry.size, 0)
-            if files % 5000 == 0:
-                notify(ImportProgress("counting", 0, files, 0, size, display_path(entry.path),
-                                      time.monotonic() - started))
-        return files, size
+            if len(entries) % 5000 == 0:
+                notify(ImportProgress("counting", 0, len(entries), 0, size,
+                                      display_path(entry.path), time.monotonic() - started))
+        return disc_order(entries), size
 
-    def _ingest_all(self, source: Source, staging: Any, run: _Run,
+    def _ingest_all(self, source: Source, entries: list[Entry], staging: Any, run: _Run,
                     progress: Callable[[str, str], None],
                     cancel: threading.Event | None, committer: ThreadPoolExecutor,
                     deadline: float) -> None:
@@ -234,7 +239,7 @@ class Importer:
 
         with ThreadPoolExecutor(self.options.workers, thread_name_prefix="ingest") as pool:
             try:
-                for entry in source.entries(max_depth=limits.max_depth):
+                for entry in entries:
                     if cancel is not None and cancel.is_set():
                         raise ImportCancelled("The import was cancelled; nothing was added.")
                     # Checked before each entry is started; files already reading finish.
@@ -490,6 +495,18 @@ class Importer:
                                 "DICOMDIR; they were imported too")
         return {"present": bool(run.dicomdirs), "readable": readable, "records": records,
                 "missing": missing, "unlisted": unlisted, "problems": problems}
+
+
+def disc_order(entries: list[Entry]) -> list[Entry]:
+    """``entries`` in ascending :attr:`Entry.location`, those without one after, as listed.
+
+    A CD seeks in about 100 ms: read in directory order, a 2,000-file disc can spend minutes
+    moving its head; read in extent order it streams. The sort is stable, so a medium that
+    tells no locations (a folder on tmpfs, a network share) is read exactly as listed.
+    """
+    if not any(e.location is not None for e in entries):
+        return entries
+    return sorted(entries, key=lambda e: (e.location is None, e.location or 0))
 
 
 def _json_bytes(obj: Any) -> bytes:

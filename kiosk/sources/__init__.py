@@ -5,5 +5,5 @@ Lives here: the ``Source`` interface and its entries (``source``), the directory
 that bounds a disc's tree before it is indexed (``iso_census``), the limits on untrusted media
 (``scan_limits``), the flat DICOMDIR reader (``dicomdir``), and ``opener`` which picks a source.
 
-May import: config and errors only.
+May import: :mod:`kiosk.system` (where a file lies on its device), config and errors.
 """

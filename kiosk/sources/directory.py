@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from kiosk.errors import MediumRemovedError, SourceReadError
 from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
+from kiosk.system.fiemap import UNSUPPORTED, first_block_offset
 
 
 class DirectorySource:
@@ -24,6 +25,8 @@ class DirectorySource:
         self.description = str(root)
         self.label = label if label is not None else self.root.name or None
         self._root_dev = self.root.stat().st_dev
+        #: Whether the file system tells where files lie (FIEMAP); off after its first refusal.
+        self._locates = True
 
     def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
         """Yield entries depth first; see :meth:`Source.entries`."""
@@ -54,7 +57,8 @@ class DirectorySource:
                     elif child.stat(follow_symlinks=False).st_dev == self._root_dev:
                         yield from self._walk(Path(child.path), rel + "/", depth_left - 1)
                 elif child.is_file(follow_symlinks=False):
-                    yield Entry(rel, child.stat(follow_symlinks=False).st_size, EntryKind.FILE)
+                    yield Entry(rel, child.stat(follow_symlinks=False).st_size, EntryKind.FILE,
+                                self._location(child.path))
                 else:
                     yield Entry(rel, 0, EntryKind.SPECIAL)
             except OSError:
@@ -63,6 +67,24 @@ class DirectorySource:
                         "The medium was removed while it was being listed."
                     ) from None
                 yield Entry(rel, -1, EntryKind.SPECIAL)
+
+    def _location(self, path: str) -> int | None:
+        """Where the file's data starts on the device, when the file system says (FIEMAP)."""
+        if not self._locates:
+            return None
+        try:
+            # O_NONBLOCK: should the file have become a FIFO since it was listed, never wait.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None  # the read will say what is wrong with it
+        try:
+            return first_block_offset(fd)
+        except OSError as exc:
+            if exc.errno in UNSUPPORTED:
+                self._locates = False  # tmpfs, FUSE, a network share: read as listed
+            return None
+        finally:
+            os.close(fd)
 
     def open(self, path: str) -> BinaryIO:
         """Open the regular file ``path``, following no symlink in any of its components."""

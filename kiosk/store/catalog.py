@@ -209,6 +209,12 @@ class Catalog:
         """Record whom the coordinator confirmed the case belongs to (passport name, birth date)."""
         self.db.update(CASES, {"identity": identity, "updated": now_iso()}, case_id=case_id)
 
+    def set_same_person(self, case_id: str, patient_ids: list[str]) -> None:
+        """Record the coordinator's confirmation that ``patient_ids`` are one person."""
+        self.db.update(CASES, {"same_person": {"patient_ids": sorted(patient_ids),
+                                               "confirmed": now_iso()},
+                               "updated": now_iso()}, case_id=case_id)
+
     def split_case(self, case_id: str, patient_ids: Iterable[str]) -> str | None:
         """Move the studies (and their reports) of ``patient_ids`` into a new case.
 
@@ -253,7 +259,7 @@ class Catalog:
             # The identity, if any, was confirmed for the old set of patients: ask again.
             self.db.update(CASES, {
                 "patients": [p for p in case["patients"] if p["patient_id"] not in moving_ids],
-                "identity": None, "updated": now}, case_id=case_id)
+                "identity": None, "same_person": None, "updated": now}, case_id=case_id)
         for sha in replaced:  # the undivided reports: nothing refers to them any more
             self.store.path_for(sha).unlink(missing_ok=True)
         return new_id
