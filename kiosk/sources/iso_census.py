@@ -15,7 +15,9 @@ the page cache by pycdlib afterwards) and keeps only a set of folder locations:
   counts files; the tree also holds folders);
 * a folder extent met twice (a loop in a crafted image): the same error, naming the loop;
 * directory extents far larger than the records in them (gigabytes of "padding"), or path
-  tables larger than the folders they list: the same error;
+  tables larger than the folders they list: the same error. Every byte of every directory
+  extent is either parsed into counted records, exactly where pycdlib will find them (records
+  crossing blocks and reads included), or charged to this budget unread;
 * past the deadline (``max_seconds``): the same error. The clock is read every
   :data:`CHECK_EVERY` reads only, so a normal disc's open costs one reading (the deadline).
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kiosk.errors import DiscTreeLimitError
@@ -46,6 +49,8 @@ _CHUNK = 64 * 1024
 #: needs at most ~255 bytes per record plus a block per folder. Twice that, and some slack for
 #: small discs, tells a real tree from extents claiming gigabytes of empty "padding".
 _BYTES_PER_RECORD, _BYTES_PER_FOLDER, _SLACK_BYTES = 512, 2 * _SECTOR, 64 * 1024
+#: The shortest record pycdlib parses (the fixed part, ECMA-119 9.1) and the longest there is.
+_MIN_RECORD, _MAX_RECORD = 33, 255
 #: Reads between two clock readings (here and in :class:`kiosk.sources.extents.DeadlineFile`).
 CHECK_EVERY = 16
 #: Records every tree may hold whatever ``max_files`` is (folders, viewers, a small limit).
@@ -87,6 +92,14 @@ class _Budget:
     #: Records and folders of every tree walked so far: what the bytes read may be spent on.
     records: int = 0
     folders: int = 0
+
+    def spend(self, size: int) -> None:
+        """Pay for ``size`` bytes of listing: refused when they are far more than the records."""
+        allowed = (_BYTES_PER_RECORD * self.records + _BYTES_PER_FOLDER * self.folders
+                   + _SLACK_BYTES)
+        if self.directory_bytes + size > allowed:
+            raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+        self.directory_bytes += size
 
     def count_read(self) -> None:
         """Count one read; every :data:`CHECK_EVERY` reads, check the deadline."""
@@ -189,34 +202,46 @@ def _walk(fd: int, vd: bytes, budget: _Budget) -> TreeCensus:
     return TreeCensus(entries, folders, depth)
 
 
-def _records(fd: int, start: int, length: int, block: int, budget: _Budget) -> list[bytes]:
-    """The directory records of one folder's extent (read in chunks, within the budget)."""
-    records: list[bytes] = []
-    done = 0
-    while done < length:
-        budget.count_read()
-        size = min(_CHUNK, length - done)
-        allowed = (_BYTES_PER_RECORD * (budget.records + len(records))
-                   + _BYTES_PER_FOLDER * budget.folders + _SLACK_BYTES)
-        if budget.directory_bytes + size > allowed:
-            raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
-        data = os.pread(fd, size, start + done)
-        budget.directory_bytes += size
-        if len(data) < size:
-            return records  # runs past the end of the image: pycdlib reports it
-        offset = 0
-        while offset < len(data):
-            size_byte = data[offset]
-            if size_byte == 0:  # padding to the end of the logical block
-                offset = (offset // block + 1) * block
-                continue
-            if size_byte < 34 or offset + size_byte > len(data):
-                return records  # malformed, or crossing a block: pycdlib reports it
-            records.append(data[offset : offset + size_byte])
-            offset += size_byte
-        done += size
-    budget.records += len(records)
-    return records
+def _records(fd: int, start: int, length: int, block: int, budget: _Budget) -> Iterator[bytes]:
+    """Yield the directory records of one folder's extent, as pycdlib will parse them.
+
+    pycdlib reads a folder's whole extent at once and takes a record wherever the previous one
+    ended, skipping only zero bytes as padding to the next logical block: its records may cross
+    blocks and so this walk's reads (ECMA-119 forbids it, crafted discs do it). A record cut by a
+    read is therefore completed from the next one. Every read is paid for before it is made;
+    where the walk stops before the extent's end (a record too short to be one, the image
+    ending), the unread rest is paid for as well, so no listing can hide bytes from the budget.
+    """
+    window = b""  # bytes [window_start, read_to) of the extent
+    window_start = read_to = offset = 0
+    image_ended = False
+    while offset < length:
+        if offset + _MAX_RECORD > read_to and read_to < length and not image_ended:
+            budget.count_read()
+            size = min(_CHUNK, length - read_to)
+            budget.spend(size)
+            chunk = os.pread(fd, size, start + read_to)
+            keep = offset - window_start  # what lies before offset is parsed: drop it
+            window = window[keep:] + chunk
+            window_start = offset
+            read_to += len(chunk)
+            image_ended = len(chunk) < size  # pycdlib is given the same short listing
+            continue
+        at = offset - window_start
+        if at >= len(window):
+            break  # the image ended: pycdlib reports the listing as invalid here
+        size_byte = window[at]
+        if size_byte == 0:  # padding to the end of the logical block (pycdlib checks it)
+            offset = min((offset // block + 1) * block, length)
+            continue
+        record = window[at : at + size_byte]  # cut short at the extent's (or image's) end
+        if len(record) < _MIN_RECORD:
+            break  # pycdlib cannot unpack it and refuses the disc here
+        budget.records += 1
+        yield record
+        offset += size_byte
+    # Paid for even though not read: it never reaches pycdlib either, but the rule is simple.
+    budget.spend(max(0, length - max(read_to, offset)))
 
 
 def _files_message(limits: ScanLimits) -> str:

@@ -8,21 +8,24 @@ with a message naming what was wrong, instead of pycdlib parsing without bound.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import pycdlib
 import pytest
 
-from kiosk.errors import DiscTreeLimitError
+from kiosk.errors import DiscTreeLimitError, SourceError
 from kiosk.sources.iso import IsoSource
 from kiosk.sources.iso_census import census, max_records
 from kiosk.sources.opener import open_source
 from kiosk.sources.scan_limits import ScanLimits
 from kiosk.sources.source import EntryKind
 from tests.media_fixtures import need_tools
+from tests.sources.crafted_iso import dense_listing_iso
 
 _BLOCK = 2048
 
@@ -185,3 +188,75 @@ def test_kiosk_import_of_a_hostile_disc_exits_2_with_the_message(
     code, out, err = run_cli("--config", str(config), "import", str(image), "--json")
     assert code == 2
     assert "import.max_files" in out + err and "was not read" in out + err
+
+
+# --- listings packed across read boundaries (issue 15: the census bypass) -------------------------
+
+def _chinese(exc: DiscTreeLimitError) -> str:
+    """The refusal as the desk shows it in Chinese."""
+    from kiosk_tui.dialogs import error_say
+    from kiosk_tui.i18n import t
+
+    _, (key, values) = error_say(exc)
+    return t(key, "zh", **values)
+
+
+def test_records_that_cross_blocks_and_64k_reads_are_all_counted(tmp_path: Path) -> None:
+    # 3,000 records of 44 bytes, packed: records cross 2 KiB blocks and 64 KiB reads, and
+    # pycdlib parses every one of them, so the census must count every one of them too.
+    image = dense_listing_iso(tmp_path / "dense.iso", 3000)
+    with open(image, "rb") as fh:
+        found = census(fh.fileno(), ScanLimits())
+    assert found.entries == 3000 + 2  # /A's files, /A and /README.TXT
+    assert found.folders == 2
+    with IsoSource(image) as source:
+        assert sum(1 for e in source.entries() if e.kind is EntryKind.FILE) == found.entries - 1
+
+
+def test_a_listing_packed_past_the_limit_is_refused_before_pycdlib_reads_it(
+        tmp_path: Path) -> None:
+    # The reviewer's disc, scaled down: 257 records fit the first 64 KiB read, the census
+    # stopped at the 258th (it crosses the read) and pycdlib then indexed all 20,000.
+    limits = ScanLimits(max_files=100)  # 1,224 records at most
+    image = dense_listing_iso(tmp_path / "bypass.iso", 20_000, record_size=255)
+    tracemalloc.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(DiscTreeLimitError) as caught:
+            IsoSource(image, limits)
+        took = time.monotonic() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.limit == "max_files"
+    assert "1,224 entries" in caught.value.text and "import.max_files" in caught.value.text
+    assert "1,224" in _chinese(caught.value) and "import.max_files" in _chinese(caught.value)
+    # Refused by counting 64 KiB reads, never by loading the 5 MB listing into pycdlib.
+    assert took < 2 and peak < 2 * 1024 * 1024, (took, peak)
+
+
+def test_listing_bytes_the_census_cannot_parse_are_charged_to_its_budget(
+        tmp_path: Path) -> None:
+    # Ten records, a record too short to be one, then 8 MiB the walk never parses: what it
+    # does not count it must pay for, so a listing cannot hide its size behind one bad byte.
+    garbage = bytes([20]) + b"\x01" * (8 << 20)
+    image = dense_listing_iso(tmp_path / "hidden.iso", 10, tail=garbage)
+    with open(image, "rb") as fh, pytest.raises(DiscTreeLimitError) as caught:
+        census(fh.fileno(), ScanLimits())
+    assert caught.value.limit == "directory_bytes" and "crafted" in caught.value.text
+    assert "篡改" in _chinese(caught.value)
+
+
+def test_a_listing_cut_by_the_end_of_the_image_counts_what_is_there(tmp_path: Path) -> None:
+    image = dense_listing_iso(tmp_path / "cut.iso", 3000)
+    full = image.stat().st_size
+    listing = 2 * 34 + 3000 * 44  # "." and "..", then the records; the image ends with it
+    start = full - -(-listing // _BLOCK) * _BLOCK
+    os.truncate(image, full - 40 * 1024)  # the listing's last 40 KiB gone
+    left = full - 40 * 1024 - start - 2 * 34
+    # pycdlib parses the whole records that are left, and the cut one if 33 bytes of it are.
+    expected = 2 + left // 44 + (left % 44 >= 33)
+    with open(image, "rb") as fh:
+        assert census(fh.fileno(), ScanLimits()).entries == expected
+    with pytest.raises(SourceError):  # pycdlib then says the disc is damaged
+        IsoSource(image)
