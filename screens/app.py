@@ -328,9 +328,11 @@ class KioskApp(App[None]):
             return None
         self.wake_sync()  # upload soon; an inbox translation may match the new case
         if report["case_id"] is None:
-            await self.push_screen_wait(ErrorDialog(
-                ("nothing.title", {}),
-                ("nothing.text", {"label": label or device, "ignored": len(report["ignored"])})))
+            no_dicom = report.get("no_dicom")
+            text: tuple[str, dict[str, object]] = (
+                ("nothing.found", dict(no_dicom)) if no_dicom else
+                ("nothing.text", {"label": label or device, "ignored": len(report["ignored"])}))
+            await self.push_screen_wait(ErrorDialog(("nothing.title", {}), text))
             return None
         return report
 

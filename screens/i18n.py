@@ -110,8 +110,12 @@ STRINGS: dict[str, tuple[str, str]] = {
                          "这是一个空U盘。请先插入医院光盘：患者的U盘在最后一步使用。"),
     "home.unknown_title": ("This medium cannot be used", "无法使用此介质"),
     "home.unknown_text": ("{label}: {reason}. Check that it is the hospital's imaging disc or "
-                          "stick, or try it in another drive.",
-                          "{label}：{reason}。请确认这是医院的影像光盘或U盘，或换一个光驱再试。"),
+                          "stick, or try it in another drive. A disc of pictures or a viewer "
+                          "without DICOM images cannot be used: ask the hospital for a DICOM "
+                          "export of the study.",
+                          "{label}：{reason}。请确认这是医院的影像光盘或U盘，或换一个光驱再试。"
+                          "只有图片或看图程序而没有 DICOM 影像的光盘无法使用：请向医院索取该检查的"
+                          " DICOM 格式导出。"),
     # --- Import ---------------------------------------------------------------------------
     "import.title": ("Importing", "正在导入"),
     "import.from": ("Reading {label}", "正在读取 {label}"),
@@ -176,6 +180,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "files.ignored": ("Ignored: not DICOM", "已忽略：非DICOM"),
     "files.none": ("None.", "无。"),
     "nothing.title": ("No images found", "未找到影像"),
+    # The core's own words for a medium without DICOM (kiosk/ingest/contents.py), both languages.
+    "nothing.found": ("{en}", "{zh}"),
     "nothing.text": ("No DICOM images were found on {label} ({ignored} other files). Check that "
                      "it is the imaging disc and not only the report, then insert it again.",
                      "在 {label} 上没有找到DICOM影像（其他文件 {ignored} 个）。请确认这是影像光盘"

@@ -191,6 +191,12 @@ def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
         out.write(f"Warning:   {w}\n")
     if report["error"]:
         out.write(f"ERROR:     {report['error']}\n")
+    no_dicom = report.get("no_dicom")
+    if no_dicom:
+        out.write(f"\nNo DICOM:  {no_dicom['en']}\n")
+        out.write(f"无DICOM:   {no_dicom['zh']}\n")
+        for pdf in report["contents"]["pdfs"][:5]:
+            out.write(f"PDF:       {pdf}\n")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -211,6 +217,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
+        if report.get("no_dicom"):  # the one thing a script's operator must read
+            print(f"kiosk import: {report['no_dicom']['en']}\n{report['no_dicom']['zh']}",
+                  file=sys.stderr)
     else:
         print_import_summary(report, sys.stdout)
     return import_exit_code(report)

@@ -33,6 +33,7 @@ from typing import Any
 from kiosk.dicom.names import DecodedName, decode_person_name
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
 from kiosk.ingest.one_pass import Ignored, Outcome, Rejected, ingest_file
+from kiosk.sources.contents import classify, no_dicom_message
 from kiosk.sources.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.sources.scan_limits import MAX_FILE_BYTES, MAX_FILES, MAX_SECONDS, ScanLimits
 from kiosk.sources.source import Entry, EntryKind, Source, display_path
@@ -397,6 +398,7 @@ class Importer:
             run.warnings.extend(merge.warnings or [])
             problems.extend(self._series_counts(case_id, rows))
         verified = sum(1 for r in rows if r.verified)
+        contents = classify(i["path"] for i in run.ignored)
         report: dict[str, Any] = {
             "case_id": case_id if rows else None,
             "job_id": job_id,
@@ -425,6 +427,11 @@ class Importer:
                 "problems": problems,
             },
             "warnings": run.warnings,
+            # What else is on the medium; and, when it holds no DICOM at all (nothing damaged,
+            # nothing cut short), what to tell the coordinator and to ask the hospital for.
+            "contents": contents.to_json(),
+            "no_dicom": (no_dicom_message(contents)
+                         if not rows and not run.rejected and complete else None),
         }
         report_sha = self.store.put_bytes(_json_bytes(report))
         if not rows:

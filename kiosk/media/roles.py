@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from kiosk.dicom.instance import sniff
 from kiosk.errors import KioskError
 from kiosk.media.medium import MediumKind, MediumView, Role
+from kiosk.sources.contents import classify, describe
 from kiosk.sources.source import EntryKind, Source
 
 #: Bytes read from a file to sniff it: the 128-byte preamble and ``DICM``.
@@ -131,7 +132,9 @@ def decide_role(view: MediumView, kind: MediumKind, limits: ProbeLimits = ProbeL
             return Role.SOURCE, "DICOM images found (files without a DICOM preamble)"
     looked = f"{sniffed} of {len(names)}{'' if complete else '+'} files looked at"
     if kind is MediumKind.OPTICAL:
-        return Role.UNKNOWN, f"no DICOM images found on the disc ({looked})"
+        instead = describe(classify(names))
+        return Role.UNKNOWN, (f"no DICOM images found on the disc ({looked}"
+                              f"{': ' + instead if instead else ''})")
     return Role.TARGET, f"no DICOM images found ({looked})"
 
 
