@@ -2,8 +2,10 @@
 
 Lives here: the ``Source`` interface and its entries (``source``), the directory reader
 (``directory``), the ISO9660 reader (``iso``, the one module that imports pycdlib) and the census
-that bounds a disc's tree before it is indexed (``iso_census``), the limits on untrusted media
-(``scan_limits``), the flat DICOMDIR reader (``dicomdir``), and ``opener`` which picks a source.
+that bounds a disc's tree before it is indexed (``iso_census``), the UDF-only disc reader
+(``udf``, over the UDF structures parsed in ``udf_volume``), the extent reader both use
+(``extents``), the limits on untrusted media (``scan_limits``), the flat DICOMDIR reader
+(``dicomdir``), and ``opener`` which picks a source.
 
 May import: :mod:`kiosk.system` (where a file lies on its device), config and errors.
 """

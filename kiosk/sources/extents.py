@@ -1,7 +1,7 @@
 """Files laid out as byte extents of a disc image, read without mounting it.
 
 :class:`ExtentReader` reads one file's extents with ``pread`` (any image format that maps files
-to extents: ISO9660 today); :class:`DeadlineFile` is the descriptor a directory parser reads
+to extents: ISO9660 and UDF); :class:`DeadlineFile` is the descriptor a directory parser reads
 from, refusing reads once the scan's time limit is past.
 """
 
@@ -13,6 +13,10 @@ from typing import Any, Protocol
 
 from kiosk.sources.iso_census import CHECK_EVERY, time_limit_error
 from kiosk.sources.scan_limits import ScanLimits
+
+#: An extent start meaning "nothing recorded on the medium: reads as zeros" (UDF's unrecorded
+#: and unallocated extents).
+HOLE = -1
 
 
 class ReadErrors(Protocol):
@@ -61,6 +65,8 @@ class ExtentReader(io.RawIOBase):
     """Read one file's extents from the image with ``pread`` on a private descriptor.
 
     The descriptor is the reader's own (closed with it); errors are worded by ``source``.
+    ``extents`` are ``(offset, length)`` runs in file order; an offset of :data:`HOLE` reads
+    as ``length`` zero bytes.
     """
 
     def __init__(
@@ -96,6 +102,11 @@ class ExtentReader(io.RawIOBase):
         while done < wanted:
             offset, run_left = self._locate(self._pos)
             chunk = view[done : done + min(wanted - done, run_left)]
+            if offset == HOLE:
+                chunk[:] = bytes(len(chunk))
+                done += len(chunk)
+                self._pos += len(chunk)
+                continue
             try:
                 got = os.preadv(self._fd, [chunk], offset)
             except OSError as exc:
@@ -111,7 +122,7 @@ class ExtentReader(io.RawIOBase):
         """Return the image offset of file position ``pos`` and the bytes left in its run."""
         for start, length in self._extents:
             if pos < length:
-                return start + pos, length - pos
+                return (HOLE if start == HOLE else start + pos), length - pos
             pos -= length
         raise AssertionError("position beyond the last extent")  # guarded by readinto
 

@@ -1,8 +1,9 @@
 """Where imported files come from: the ``Source`` interface and the entries it lists.
 
 A source is a read-only view of one medium: a mounted disc or stick (a directory), an ISO image
-file, or a block device holding ISO9660 (:mod:`kiosk.sources.directory`, :mod:`kiosk.sources.iso`;
-:func:`kiosk.sources.opener.open_source` picks one). The scanner and the
+file, or a block device holding ISO9660 or UDF (:mod:`kiosk.sources.directory`,
+:mod:`kiosk.sources.iso`, :mod:`kiosk.sources.udf`; :func:`kiosk.sources.opener.open_source`
+picks one). The scanner and the
 ingester only ever talk to this interface, so the same import code runs on all of them.
 
 Paths are relative POSIX strings exactly as the medium names them (case preserved), never with

@@ -1,0 +1,506 @@
+"""Read a UDF-only disc image or block device (what Windows and many PACS burn), without mounting.
+
+pycdlib, which :class:`kiosk.sources.iso.IsoSource` uses, opens only discs with an ISO9660
+volume descriptor, so a DVD burnt as UDF alone (no ISO9660 bridge) is read here instead: the
+UDF structures are parsed by :mod:`kiosk.sources.udf_volume` straight from the image or device,
+and the whole directory tree is indexed when the source is opened, within the scan limits:
+
+* entries (files and folders) beyond :func:`~kiosk.sources.iso_census.max_records`, folder
+  listings far larger than the records in them, more allocation descriptors or longer paths
+  than such a tree needs, a folder that contains itself, or a tree not read within
+  ``max_seconds``: :class:`~kiosk.errors.DiscTreeLimitError`, with the same ``limit`` names
+  (and so the same English and Chinese explanations at the desk) as an ISO9660 disc's census;
+* folders deeper than :data:`~kiosk.sources.source.MAX_DEPTH` are not read;
+* a file entry that cannot be parsed is listed as an unreadable entry (``SPECIAL``, size -1),
+  so the import reports it and goes on with the rest.
+
+File contents are read with ``pread`` on a descriptor of their own
+(:class:`~kiosk.sources.extents.ExtentReader`), as for ISO9660. Names are the disc's own (OSTA
+CS0: 8-bit names are code points U+0000-U+00FF, 16-bit ones UCS-2), case preserved; hidden
+files are listed (a Linux mount hides them unless ``unhide``, Windows and 7-Zip show them),
+deleted ones are not; symlinks are reported and never followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, cast
+
+from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
+from kiosk.sources.extents import ExtentReader
+from kiosk.sources.iso_census import CHECK_EVERY, max_records, time_limit_error
+from kiosk.sources.scan_limits import MAX_FILES, ScanLimits
+from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
+from kiosk.sources.udf_volume import (
+    FID_DIRECTORY,
+    FT_DIRECTORY,
+    FT_FILE,
+    FT_REALTIME,
+    FT_SYMLINK,
+    HOLE,
+    Fid,
+    FileEntry,
+    UdfDamaged,
+    UdfUnsupported,
+    Volume,
+    has_udf_vrs,
+    parse_fids,
+)
+
+__all__ = ["UdfSource", "UdfUnsupportedError", "is_udf"]
+
+#: Bytes of a folder listing read at once: the budget and the clock are checked between reads.
+_CHUNK = 64 * 1024
+#: A FID is 38 bytes plus a name of at most 255 and some implementation use; a folder's
+#: listing is whole blocks. Twice that, and slack for small discs, tells a real listing from
+#: one claiming gigabytes (as :mod:`kiosk.sources.iso_census` does for ISO9660).
+_BYTES_PER_RECORD, _BYTES_PER_FOLDER, _SLACK_BYTES = 512, 2 * 4096, 64 * 1024
+#: Allocation descriptors per record: a file is one extent per GiB, a few more if fragmented.
+_EXTENTS_PER_RECORD, _EXTENT_SLACK = 8, 4096
+#: Path characters per record (what the index keeps in memory): real paths are far shorter.
+_PATH_BYTES_PER_RECORD, _PATH_SLACK = 256, 1 << 20
+
+
+class UdfUnsupportedError(SourceError):
+    """A valid UDF disc using a feature this reader lacks (a mount may still read it)."""
+
+
+def is_udf(fd: int) -> bool:
+    """Whether the image or device on ``fd`` has a UDF volume recognition sequence.
+
+    True for UDF-only and for bridge (ISO9660 + UDF) discs alike; the caller checks for the
+    ISO9660 descriptor first when it prefers that. Read errors count as "no".
+    """
+    try:
+        return has_udf_vrs(lambda length, offset: os.pread(fd, length, offset))
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    entry: Entry
+    extents: tuple[tuple[int, int], ...]
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What reading the tree may still spend, and the clock."""
+
+    limits: ScanLimits
+    deadline: float
+    reads: int = 0
+    records: int = 0  # live entries (files and folders) found
+    fids: int = 0  # every FID parsed, parents and deleted ones too (what bytes pay for)
+    folders: int = 0
+    directory_bytes: int = 0
+    extents: int = 0
+    path_bytes: int = 0
+    most_records: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.most_records = max_records(self.limits)
+
+    def count_read(self) -> None:
+        self.reads += 1
+        if self.reads % CHECK_EVERY == 0 and self.limits.clock() > self.deadline:
+            raise time_limit_error(self.limits)
+
+    def extents_left(self) -> int:
+        return _EXTENTS_PER_RECORD * self.most_records + _EXTENT_SLACK - self.extents
+
+    def charge_listing(self, size: int) -> None:
+        allowed = (_BYTES_PER_RECORD * self.fids + _BYTES_PER_FOLDER * self.folders
+                   + _SLACK_BYTES)
+        if self.directory_bytes + size > allowed:
+            raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+        self.directory_bytes += size
+
+    def check_records(self, more: int) -> None:
+        """Refuse the tree once it holds more than ``most_records`` entries."""
+        if self.records + more > self.most_records:
+            raise DiscTreeLimitError(
+                _files_message(self.limits), limit=MAX_FILES,
+                values={"n": f"{self.most_records:,}", "limit": f"{self.limits.max_files:,}"})
+
+    def charge_entries(self, count: int, path_bytes: int) -> None:
+        """Count one folder's entries and the paths the index keeps for them."""
+        self.check_records(count)
+        self.records += count
+        self.path_bytes += path_bytes
+        if self.path_bytes > _PATH_BYTES_PER_RECORD * self.most_records + _PATH_SLACK:
+            raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+
+
+class UdfSource:
+    """A :class:`~kiosk.sources.source.Source` over a UDF image file or block device.
+
+    Parameters
+    ----------
+    path : Path
+        A disc image or a block device (``/dev/sr0``, ``/dev/loop3``) holding UDF.
+    limits : ScanLimits, optional
+        The ``[import]`` limits the directory tree is read within (``max_files`` and
+        ``max_seconds``). Default: the default limits.
+
+    Raises
+    ------
+    DiscTreeLimitError
+        The tree is past the limits, loops, or its listings are far larger than their records.
+    UdfUnsupportedError
+        The disc uses a UDF feature this reader lacks (a virtual partition: a CD-R never
+        finalised).
+    SourceError
+        ``path`` cannot be opened or read, is empty, or holds no readable UDF file system.
+
+    Attributes
+    ----------
+    description : str
+        ``str(path)``, for reports.
+    label : str or None
+        The logical volume identifier (else the primary volume identifier); None when blank.
+    """
+
+    #: How the medium is read (see :class:`~kiosk.sources.source.Source`).
+    filesystem = "udf"
+
+    def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
+        self.path = Path(path)
+        self._limits = limits or ScanLimits()
+        self.description = str(path)
+        self.label: str | None = None
+        self._closed = False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceError(
+                f"{self.path} does not exist. Check the path or insert the medium.") from None
+        except OSError as exc:
+            raise self._open_failed(exc) from exc
+        try:
+            st = os.fstat(fd)
+            self._is_block = stat.S_ISBLK(st.st_mode)
+            # Identity used by is_present(): the device number for a device node (the node
+            # itself survives a detach), the inode for an image file.
+            self._identity = (st.st_rdev,) if self._is_block else (st.st_dev, st.st_ino)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size == 0:
+                raise SourceError(
+                    f"{self.path} is empty: there is no disc in the drive, or the image holds "
+                    "nothing. Insert the disc and try again.")
+            budget = _Budget(self._limits, self._limits.deadline())
+
+            def pread(length: int, offset: int) -> bytes:
+                budget.count_read()
+                return os.pread(fd, length, offset)
+
+            try:
+                self._volume = Volume(pread, size, budget.extents_left())
+                self.label = self._volume.label
+                self._index, self._order = self._read_tree(budget)
+            except UdfUnsupported as exc:
+                raise UdfUnsupportedError(
+                    f"{self.path} is a UDF disc that uses {exc}, which the kiosk cannot read "
+                    "without mounting it. 此光盘使用了本机无法直接读取的 UDF 功能。"
+                    "Ask the hospital for a finalised disc (or an ISO9660/UDF bridge disc)."
+                ) from None
+            except UdfDamaged as exc:
+                raise self._damaged(exc) from None
+            self._primary = (self._volume.primary_at, self._volume.primary)
+        except OSError as exc:
+            raise self._open_failed(exc) from exc
+        finally:
+            # No descriptor is kept between reads: an open descriptor would defer a loop
+            # device's detach (and lock a drive's tray) for as long as the source exists.
+            os.close(fd)
+
+    # ------------------------------------------------------------------------- the tree
+
+    def _read_tree(self, budget: _Budget) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+        volume = self._volume
+        partition, block = volume.root
+        root = volume.file_entry(partition, block, budget.extents_left())
+        if root.file_type != FT_DIRECTORY:
+            raise UdfDamaged("the root folder's file entry is not a folder")
+        index: dict[str, _Indexed] = {}
+        # Entries, and folder paths just before their contents (for entries(max_depth)).
+        order: list[Entry | str] = []
+        seen = {volume.offset_of(partition, block)}
+        for item in self._walk(root, "", 0, seen, budget):
+            if isinstance(item, str):
+                order.append(item)
+                continue
+            index[item.entry.path] = item
+            order.append(item.entry)
+        return index, order
+
+    def _walk(self, folder: FileEntry, prefix: str, depth: int, seen: set[int],
+              budget: _Budget) -> Iterator[_Indexed | str]:
+        """Yield indexed entries below ``folder``, depth first, sorted by name.
+
+        Each folder's path comes just before what is in it.
+        """
+        budget.folders += 1
+        named: dict[str, Fid] = {}
+        for fid in self._listing(folder, budget):
+            name = _safe_name(fid.name)
+            n = 2
+            unique = name
+            while unique in named:  # two FIDs with one name (crafted or damaged): keep both
+                unique = f"{name}~{n}"
+                n += 1
+            named[unique] = fid
+        budget.charge_entries(len(named), sum(len(prefix) + len(n) + 1 for n in named))
+        for name in sorted(named):
+            fid = named[name]
+            rel = prefix + name
+            try:
+                fe = self._volume.file_entry(fid.partition, fid.block, budget.extents_left())
+            except UdfDamaged:
+                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+                continue
+            budget.extents += len(fe.extents)
+            if fe.file_type == FT_DIRECTORY:
+                yield rel
+                where = self._volume.offset_of(fid.partition, fid.block)
+                if where in seen:
+                    raise DiscTreeLimitError(_LOOP_MESSAGE, limit="loop")
+                seen.add(where)
+                if depth + 1 <= MAX_DEPTH:  # deeper folders are pruned by entries() anyway
+                    yield from self._walk(fe, rel + "/", depth + 1, seen, budget)
+            elif fe.file_type in (FT_FILE, FT_REALTIME):
+                try:
+                    runs = self._volume.data_runs(fe)
+                except UdfDamaged:
+                    yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+                    continue
+                location = next((start for start, _ in runs if start != HOLE), None)
+                yield _Indexed(Entry(rel, fe.size, EntryKind.FILE, location), runs)
+            elif fe.file_type == FT_SYMLINK:
+                yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
+            elif fid.characteristics & FID_DIRECTORY:
+                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())  # says folder, is not
+            else:
+                yield _Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
+
+    def _listing(self, folder: FileEntry, budget: _Budget) -> list[Fid]:
+        """The FIDs of one folder, read in chunks within the budget."""
+        fids: list[Fid] = []
+        pending = b""
+        for offset, length in self._volume.data_runs(folder):
+            done = 0
+            while done < length:
+                size = min(_CHUNK, length - done)
+                budget.charge_listing(size)
+                data = bytes(size) if offset == HOLE else self._volume.read(offset + done, size)
+                done += size
+                found, used, parsed = parse_fids(pending + data)
+                pending = (pending + data)[used:]
+                budget.fids += parsed
+                fids.extend(found)
+                budget.check_records(len(fids))
+        if pending:
+            # The last descriptor's padding may lie past the listing's recorded length.
+            found, used, parsed = parse_fids(pending + bytes(-len(pending) % 4))
+            budget.fids += parsed
+            fids.extend(found)
+            if pending[used:].strip(b"\x00"):
+                raise UdfDamaged("a folder listing ends inside a file identifier")
+            budget.check_records(len(fids))
+        return fids
+
+    # --------------------------------------------------------------------------- the Source
+
+    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
+        """Yield every non-directory entry, depth first, sorted by name within a directory.
+
+        The tree was read when the source was opened, so listing never touches the medium.
+
+        Parameters
+        ----------
+        max_depth : int
+            Folders a file may be nested in. A deeper folder is yielded once, as
+            ``EntryKind.TOO_DEEP``, instead of what is below it.
+
+        Yields
+        ------
+        Entry
+            Files, symlinks (``EntryKind.SYMLINK``, never followed), device nodes and
+            unreadable entries (``EntryKind.SPECIAL``) and folders too deep to enter.
+        """
+        self._check_open()
+        pruned: str | None = None
+        for item in self._order:
+            path = item if isinstance(item, str) else item.path
+            # The index is depth first, so everything below one pruned folder is contiguous.
+            if pruned is not None and path.startswith(pruned):
+                continue
+            if isinstance(item, Entry):
+                yield item
+            elif item.count("/") >= max_depth:  # its files would be max_depth + 1 deep
+                pruned = item + "/"
+                yield Entry(item, 0, EntryKind.TOO_DEEP)
+
+    def open(self, path: str) -> BinaryIO:
+        """Open the regular file ``path`` for reading.
+
+        Parameters
+        ----------
+        path : str
+            A path exactly as :meth:`entries` yielded it.
+
+        Returns
+        -------
+        BinaryIO
+            An unbuffered, seekable reader with its own file descriptor, safe to use in
+            parallel with readers of other files from other threads.
+
+        Raises
+        ------
+        SourceReadError
+            No such file, or it is a symlink, a special entry or a directory.
+        MediumRemovedError
+            The image or device is gone.
+        """
+        self._check_open()
+        item = self._index.get(path)
+        if item is None or item.entry.kind is not EntryKind.FILE:
+            if not self.is_present():
+                raise self._removed()
+            if item is None:
+                raise SourceReadError(
+                    f"{path}: no such file on {self.description}.", errno=errno.ENOENT)
+            # Symlinks are never followed, special entries never opened.
+            raise SourceReadError(f"{path}: not a regular file ({item.entry.kind.value}).")
+        fd = self._open_same_disc(path)
+        return cast(BinaryIO, ExtentReader(self, path, fd, item.extents, item.entry.size))
+
+    def _open_same_disc(self, path: str) -> int:
+        """Open the image or device again and check it still holds the disc we indexed."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise self._removed() from None
+        except OSError as exc:
+            if exc.errno == errno.ENOMEDIUM:
+                raise self._removed() from exc
+            raise self.read_error(path, exc) from exc
+        try:
+            if self._same_disc(fd):
+                return fd
+        except OSError as exc:
+            os.close(fd)
+            raise self.read_error(path, exc) from exc
+        os.close(fd)
+        raise self._removed()
+
+    def _same_disc(self, fd: int) -> bool:
+        """Whether ``fd`` is the same file or device, not empty, with the same volume."""
+        st = os.fstat(fd)
+        if self._is_block:
+            if not stat.S_ISBLK(st.st_mode) or (st.st_rdev,) != self._identity:
+                return False
+        elif (st.st_dev, st.st_ino) != self._identity:
+            return False
+        # A detached loop device reads as 0 bytes; a swapped disc has another primary volume
+        # descriptor (its recording time and volume set identifier differ).
+        if os.lseek(fd, 0, os.SEEK_END) == 0:
+            return False
+        at, primary = self._primary
+        return os.pread(fd, len(primary), at) == primary
+
+    def is_present(self) -> bool:
+        """Return whether the image or device is still there and still holds the same disc.
+
+        Returns
+        -------
+        bool
+            True when the path is the same file or device, is not empty, and its primary
+            volume descriptor is unchanged.
+        """
+        try:
+            # O_NONBLOCK: opening a CD drive with its tray open must not close the tray.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            return self._same_disc(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Forget the medium; readers already opened keep working until they are closed."""
+        self._closed = True
+
+    def __enter__(self) -> UdfSource:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"UdfSource({self.description!r}, label={self.label!r})"
+
+    # ------------------------------------------------------------------------------ errors
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self.description}: the source is closed.")
+
+    def _open_failed(self, exc: OSError) -> SourceError:
+        if exc.errno == errno.ENOMEDIUM:
+            return SourceError(f"There is no disc in {self.path}. Insert the disc and try again.")
+        return SourceError(f"{self.path} cannot be read: {exc.strerror or exc}.")
+
+    def _damaged(self, exc: UdfDamaged) -> SourceError:
+        return SourceError(
+            f"{self.path} is not a readable UDF disc (it is damaged, truncated or crafted): "
+            f"{exc}. 光盘的 UDF 文件系统已损坏或不完整，无法读取。Ask the hospital for a new "
+            "disc. 请医院重新刻录光盘。")
+
+    def _removed(self) -> MediumRemovedError:
+        return MediumRemovedError(
+            "The disc was removed during the import. Insert it again and repeat the import; "
+            "files already stored are kept.")
+
+    def read_error(self, path: str, exc: OSError) -> Exception:
+        """The error to raise for a failed read of ``path`` (the medium gone, or EIO)."""
+        if exc.errno in GONE_ERRNOS or not self.is_present():
+            return self._removed()
+        return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
+
+    def short_read(self, path: str) -> Exception:
+        """The error to raise when the image ends before ``path`` does."""
+        if not self.is_present():
+            return self._removed()
+        return SourceReadError(
+            f"{path}: the disc ends before this file does (truncated image or damaged disc).",
+            errno=errno.EIO)
+
+
+def _safe_name(name: str) -> str:
+    """Make a name from the disc usable as one path component (hostile media)."""
+    name = name.replace("/", "_").replace("\x00", "_")
+    return name if name not in ("", ".", "..") else name.replace(".", "_") or "_"
+
+
+def _files_message(limits: ScanLimits) -> str:
+    return (f"The disc's folders list more than {max_records(limits):,} entries, over twice "
+            f"the limit of {limits.max_files:,} files (import.max_files), so it was not read: "
+            "indexing it could exhaust the kiosk's memory. Raise the limit if the disc is "
+            "genuine, or import its files from a copy.")
+
+
+_LOOP_MESSAGE = ("The disc's folders form a loop (a folder contains itself): the disc is damaged "
+                 "or crafted, so it was not read. Ask the hospital for a new disc.")
+_SIZE_MESSAGE = ("The disc's folder listings are far larger than the files in them: the disc is "
+                 "damaged or crafted, so it was not read. Ask the hospital for a new disc.")

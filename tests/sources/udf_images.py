@@ -1,0 +1,168 @@
+"""UDF disc images for the tests: bridge (ISO9660 + UDF) and UDF-only, made from a tree of files.
+
+pycdlib writes UDF only as a bridge (UDF 2.60 beside ISO9660). A UDF-only disc, as Windows and
+many PACS burn them, is made from such an image by rewriting its volume recognition sequence
+from sector 16: the ISO9660 descriptors (``CD001``) go, ``BEA01``/``NSR02``/``TEA01`` remain,
+so nothing that looks for ISO9660 finds it any more (pycdlib refuses the result), while the UDF
+structures, which the sequence does not point to, are untouched. 7-Zip lists and extracts both.
+
+Run as a script to write a UDF-only image of the sample disc, of pydicom's test files, or of a
+directory::
+
+    .venv/bin/python -m tests.sources.udf_images OUT.iso [--sample | --pydicom | --tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pycdlib
+
+__all__ = ["bridge_image", "pydicom_files", "sample_disc_files", "tree_files", "udf_only",
+           "udf_only_image"]
+
+_SECTOR = 2048
+
+
+def bridge_image(files: Mapping[str, bytes], out: Path, *, symlinks: Mapping[str, str] = {},
+                 label: str = "UDF DISC", extended: bool = False) -> Path:
+    """Write an ISO9660 + UDF 2.60 bridge image holding ``files`` (POSIX path -> bytes).
+
+    Folders are made as the paths need them. ``symlinks`` (path -> target) become UDF
+    symlinks. ``extended`` writes Extended File Entries (UDF 2.00+) instead of File Entries.
+    The ISO9660 side gets numbered 8.3 names (``/D3/F7.;1``): only the UDF names are real.
+    """
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, udf="2.60", vol_ident=label[:32].replace(" ", "_").upper())
+    # Extended File Entries are chosen per entry by pycdlib when a creation time is given.
+    when = {"creation_time": 1_700_000_000.0} if extended else {}
+    folders: dict[str, str] = {"": ""}
+    counter = 0
+
+    def folder(udf_dir: str) -> str:
+        nonlocal counter
+        if udf_dir not in folders:
+            parent = folder(udf_dir.rpartition("/")[0])
+            counter += 1
+            folders[udf_dir] = f"{parent}/D{counter}"
+            iso.add_directory(folders[udf_dir], udf_path="/" + udf_dir)
+        return folders[udf_dir]
+
+    for rel in sorted(files):
+        data = files[rel]
+        parent = folder(rel.rpartition("/")[0])
+        counter += 1
+        iso.add_fp(io.BytesIO(data), len(data), f"{parent}/F{counter}.;1",
+                   udf_path="/" + rel, **when)  # type: ignore[arg-type]
+    for rel, target in sorted(symlinks.items()):
+        folder(rel.rpartition("/")[0])
+        iso.add_symlink(udf_symlink_path="/" + rel, udf_target=target)
+    iso.write(str(out))
+    iso.close()
+    return out
+
+
+def udf_only(image: Path, out: Path | None = None) -> Path:
+    """Turn a bridge image into a UDF-only one (in place, or into ``out``).
+
+    Raises
+    ------
+    ValueError
+        ``image`` has no UDF volume recognition sequence after its ISO9660 descriptors.
+    """
+    data = bytearray(image.read_bytes())
+    sector = 16
+    while data[sector * _SECTOR + 1 : sector * _SECTOR + 6] == b"CD001":
+        sector += 1
+    if data[sector * _SECTOR + 1 : sector * _SECTOR + 6] != b"BEA01":
+        raise ValueError(f"{image} has no UDF volume recognition sequence")
+    end = sector
+    while data[end * _SECTOR + 1 : end * _SECTOR + 6] != b"TEA01":
+        end += 1
+    sequence = [_vrs(b"BEA01"), _vrs(b"NSR02"), _vrs(b"TEA01")]
+    data[16 * _SECTOR : (end + 1) * _SECTOR] = b"".join(sequence).ljust(
+        (end + 1 - 16) * _SECTOR, b"\x00")
+    target = out or image
+    target.write_bytes(bytes(data))
+    return target
+
+
+def _vrs(ident: bytes) -> bytes:
+    """One 2048-byte volume structure descriptor (ECMA-167 2/9.1): type 0, ident, version 1."""
+    return (b"\x00" + ident + b"\x01").ljust(_SECTOR, b"\x00")
+
+
+def udf_only_image(files: Mapping[str, bytes], out: Path, *,
+                   symlinks: Mapping[str, str] = {}, label: str = "UDF DISC",
+                   extended: bool = False) -> Path:
+    """A UDF-only image holding ``files``: :func:`bridge_image`, then :func:`udf_only`."""
+    return udf_only(bridge_image(files, out, symlinks=symlinks, label=label, extended=extended))
+
+
+def tree_files(root: Path) -> dict[str, bytes]:
+    """Every regular file below ``root`` as POSIX relative path -> bytes."""
+    found: dict[str, bytes] = {}
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+def pydicom_files() -> dict[str, bytes]:
+    """pydicom's own test files: its DICOMDIR file-set and two single instances beside it.
+
+    Files no one on this team wrote: the DICOMDIR of ``dicomdirtests`` with the instances it
+    references (nested folders, upper-case names without extensions), ``CT_small.dcm`` and
+    ``MR_small.dcm`` in a folder of their own.
+    """
+    from pydicom.data import get_testdata_file
+
+    dicomdir = get_testdata_file("DICOMDIR")
+    assert dicomdir is not None, "pydicom's test data has no DICOMDIR"
+    root = Path(str(dicomdir)).parent
+    files = {rel: data for rel, data in tree_files(root).items()
+             if rel == "DICOMDIR" or rel[0].isdigit()}  # the file-set, not its variants
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        path = get_testdata_file(name)
+        assert path is not None, f"pydicom's test data has no {name}"
+        files[f"Extra Images/{name}"] = Path(str(path)).read_bytes()
+    return files
+
+
+def sample_disc_files() -> dict[str, bytes]:
+    """The files of the sample hospital disc (:mod:`kiosk.samples.sample_disc`)."""
+    from kiosk.samples.sample_disc import build_sample_disc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        disc = build_sample_disc(Path(tmp) / "disc")
+        return tree_files(disc.root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a UDF-only image (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--sample", action="store_true", help="the sample hospital disc")
+    group.add_argument("--pydicom", action="store_true", help="pydicom's test files")
+    group.add_argument("--tree", type=Path, help="a directory")
+    parser.add_argument("--bridge", action="store_true", help="keep the ISO9660 side")
+    args = parser.parse_args(argv)
+    files = (sample_disc_files() if args.sample else pydicom_files() if args.pydicom
+             else tree_files(args.tree))
+    image = bridge_image(files, args.out)
+    if not args.bridge:
+        udf_only(image)
+    print(f"{args.out}: {len(files)} files, {args.out.stat().st_size:,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
