@@ -2,7 +2,9 @@
 data.
 
 Lives here: the hash-chained audit trail (``audit``), the scrypt-hashed PIN with its lockout
-(``pin``), and the log file that holds ids and hashes, never names (``logfile``).
+(``pin``), the log file that holds ids and hashes, never names (``logfile``), and the WinZip AES
+primitives (``winzip_aes``: keys, keystream, HMAC) shared by the package room, which writes the
+patient's encrypted zip, and the sources room, which reads encrypted zips on hospital media.
 
 May import: :mod:`kiosk.store`, config and errors.
 """

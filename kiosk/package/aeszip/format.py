@@ -34,15 +34,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+# Salt, verifier and MAC lengths (AE III.2, III.3, III.5): shared with the sources room, which
+# reads encrypted zips from hospital media.
+from kiosk.security.winzip_aes import MAC_LEN, PV_LEN, SALT_LEN
+
 # --- WinZip AE-1/AE-2 constants (AE II.2-II.4, III.1-III.5) ---------------------------------------
 AES_METHOD = 99  # compression method signalling AES (AE II.2)
 STORED = 0  # actual compression method inside the AES extra field
 AES_EXTRA_ID = 0x9901
 AE_2 = 2  # vendor version: AE-2 stores CRC 0 (AE II.3)
 AES_256 = 3  # encryption strength: 256-bit key
-SALT_LEN = {1: 8, 2: 12, 3: 16}  # strength -> salt length (AE III.2)
-PV_LEN = 2  # password verification value (AE III.3)
-MAC_LEN = 10  # HMAC-SHA1-80 authentication code (AE III.5)
 AES_OVERHEAD = SALT_LEN[AES_256] + PV_LEN + MAC_LEN  # packed size = size + 28
 
 # --- ZIP constants (APPNOTE 4.3, 4.4, 4.5) --------------------------------------------------------
