@@ -52,6 +52,18 @@ class ImportSettings:
     #: (5.5 MB/s) of a cheap USB drive takes ~26 minutes; a disc slower than that is usually
     #: scratched, and better cleaned and imported again than left blocking the desk.
     max_seconds: int = 30 * 60
+    # Limits on zip archives found on a medium (cloud-film downloads, studies sent by e-mail),
+    # whose members are imported like files (kiosk/sources/archive.py). One member is a file:
+    # max_file_bytes applies to it, and members count towards max_files.
+    #: Members of one archive. A 5,000-slice CT is 5,000 members; far more is refused whole: a
+    #: central directory of millions of empty members only costs memory and time.
+    archive_max_members: int = 100_000
+    #: Bytes the members of one archive add up to, uncompressed, by their headers (a member that
+    #: gives more than its header says is refused as it is read). Two dual-layer DVDs.
+    archive_max_bytes: int = 16 * 1024**3
+    #: Uncompressed size over compressed size of one member larger than 1 MiB. DICOM deflates
+    #: 2-10:1 (a mostly black image more); zip bombs need hundreds to a thousand.
+    archive_max_ratio: int = 100
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
@@ -66,6 +78,12 @@ class ImportSettings:
         _require(self.max_file_bytes >= 1 << 20, "import.max_file_bytes", "must be >= 1 MiB")
         _require(10 <= self.max_seconds <= 86400, "import.max_seconds",
                  "must be between 10 and 86400")
+        _require(1 <= self.archive_max_members <= 10_000_000, "import.archive_max_members",
+                 "must be between 1 and 10000000")
+        _require(self.archive_max_bytes >= 1 << 20, "import.archive_max_bytes",
+                 "must be >= 1 MiB")
+        _require(10 <= self.archive_max_ratio <= 100_000, "import.archive_max_ratio",
+                 "must be between 10 and 100000")
 
 
 @dataclass(frozen=True)

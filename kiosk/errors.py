@@ -81,6 +81,23 @@ class SourceReadError(KioskError):
         self.errno = errno
 
 
+class ArchiveReadError(SourceReadError):
+    """A zip archive on the medium, or one file in it, cannot be read.
+
+    Damaged, encrypted with a password not given (or another one), past a limit on untrusted
+    archives, or of a kind the kiosk does not open. Unlike a scratched disc's EIO, reading again
+    cannot help, so it is never retried. ``code`` is a stable word for reports and the desk
+    (which says it in Chinese too): ``damaged``, ``password_needed``, ``password_wrong``,
+    ``unsupported``, ``limit`` or ``bomb``.
+    """
+
+    default_title = "Archive not read"
+
+    def __init__(self, text: str, *, code: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
 class NothingImportableError(KioskError):
     """The medium holds no DICOM instance the kiosk could read."""
 

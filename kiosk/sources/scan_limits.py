@@ -43,6 +43,13 @@ class ScanLimits:
         Size of one file; a larger DICOM file is not copied.
     max_seconds : float
         Time for one scan (listing and copying); when it is up, no further file is started.
+    max_archive_members : int
+        Members of one zip archive on the medium; an archive with more is not opened.
+    max_archive_bytes : int
+        Uncompressed bytes the members of one archive add up to; past it, it is not opened.
+    max_archive_ratio : int
+        Uncompressed over compressed size of one member (above 1 MiB); past it, the member
+        is refused as a zip bomb.
     clock : callable
         Monotonic seconds; tests inject a fake one.
     """
@@ -51,13 +58,19 @@ class ScanLimits:
     max_depth: int = ImportSettings.max_depth
     max_file_bytes: int = ImportSettings.max_file_bytes
     max_seconds: float = ImportSettings.max_seconds
+    max_archive_members: int = ImportSettings.archive_max_members
+    max_archive_bytes: int = ImportSettings.archive_max_bytes
+    max_archive_ratio: int = ImportSettings.archive_max_ratio
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
     @classmethod
     def from_settings(cls, settings: ImportSettings) -> ScanLimits:
         """The limits of the ``[import]`` configuration section."""
         return cls(max_files=settings.max_files, max_depth=settings.max_depth,
-                   max_file_bytes=settings.max_file_bytes, max_seconds=settings.max_seconds)
+                   max_file_bytes=settings.max_file_bytes, max_seconds=settings.max_seconds,
+                   max_archive_members=settings.archive_max_members,
+                   max_archive_bytes=settings.archive_max_bytes,
+                   max_archive_ratio=settings.archive_max_ratio)
 
     def deadline(self) -> float:
         """The clock reading at which a scan starting now must stop."""
