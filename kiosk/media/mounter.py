@@ -7,8 +7,10 @@ but it brings a system bus, polkit rules and a daemon to the image, decides the 
 cannot be exercised on the CI machines (no system bus). Instead:
 
 * **Discs need no mount at all.** ISO9660 (and UDF bridge discs, which carry ISO9660 too) are
-  read by :class:`kiosk.sources.iso.IsoSource` straight from ``/dev/srN`` in user space; the kiosk
-  user reads the device through its group (``udev/`` rules).
+  read by :class:`kiosk.sources.iso.IsoSource`, UDF-only discs by
+  :class:`kiosk.sources.udf.UdfSource`, straight from ``/dev/srN`` in user space; the kiosk
+  user reads the device through its group (``udev/`` rules). Only a UDF disc using a feature
+  UdfSource lacks (a CD-R never finalised) is mounted like a stick.
 * **Everything else is mounted by** ``kiosk-mount-helper`` (:mod:`kiosk.media.mount_helper`), run as
   root: on the appliance as a socket-activated service (:class:`SocketHelperBackend`), else
   through one ``sudo`` rule (:class:`HelperBackend`). It takes a device and a role, nothing
@@ -42,8 +44,10 @@ from kiosk.media.medium import Medium, MediumView, Role
 from kiosk.media.mount_policy import MOUNT_ROOT, mountpoint_for, plan_mount
 from kiosk.media.roles import SourceView
 from kiosk.sources.directory import DirectorySource
+from kiosk.sources.opener import open_disc
 from kiosk.sources.scan_limits import ScanLimits
 from kiosk.sources.source import Source
+from kiosk.sources.udf import UdfUnsupportedError, is_udf
 from kiosk.system.disks import mountpoints
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -317,12 +321,13 @@ class SocketHelperBackend(HelperBackend):
         return subprocess.CompletedProcess(list(argv), status, out, err)
 
 
-def reads_as_iso(medium: Medium) -> bool:
-    """Whether the medium is read with :class:`~kiosk.sources.iso.IsoSource` instead of being
-    mounted.
+def reads_in_user_space(medium: Medium) -> bool:
+    """Whether the medium is read from its device without mounting it.
 
-    ISO9660, and UDF discs that also carry an ISO9660 volume descriptor (UDF bridge: most
-    DVDs). A stick holding an ISO9660 image written with ``dd`` reads the same way.
+    ISO9660, and UDF with either an ISO9660 volume descriptor (UDF bridge: most DVDs, read
+    by :class:`~kiosk.sources.iso.IsoSource`) or a UDF volume recognition sequence alone
+    (UDF-only: what Windows and many PACS burn, read by :class:`~kiosk.sources.udf.UdfSource`).
+    A stick holding such an image written with ``dd`` reads the same way.
     """
     if medium.fs_type == "iso9660":
         return True
@@ -333,7 +338,7 @@ def reads_as_iso(medium: Medium) -> bool:
     except OSError:
         return False
     try:
-        return os.pread(fd, 5, 16 * 2048 + 1) == b"CD001"
+        return os.pread(fd, 5, 16 * 2048 + 1) == b"CD001" or is_udf(fd)
     except OSError:
         return False
     finally:
@@ -363,13 +368,27 @@ class SystemMounter:
         self._mounts: dict[str, tuple[Role, Path]] = {}
         self._sources: dict[str, Source] = {}
 
+    def _read_disc(self, medium: Medium) -> Source | None:
+        """The disc read in user space, or None when it must be mounted instead.
+
+        Raises
+        ------
+        SourceError
+            The disc cannot be read (damaged, past the limits); a UDF feature the reader
+            lacks is not an error here (None: the kernel's driver may read it).
+        """
+        if not reads_in_user_space(medium):
+            return None
+        try:
+            return open_disc(medium.device, self.limits)
+        except UdfUnsupportedError:
+            return None
+
     @contextlib.contextmanager
     def look(self, medium: Medium) -> Iterator[MediumView]:
-        """ISO: read in user space; FAT: mtools, no mount; others: a short read-only mount."""
-        if reads_as_iso(medium):
-            from kiosk.sources.iso import IsoSource  # pycdlib only when a disc is read
-
-            source = IsoSource(medium.device, self.limits)
+        """Discs: read in user space; FAT: mtools, no mount; others: a short read-only mount."""
+        source = self._read_disc(medium)
+        if source is not None:
             try:
                 yield SourceView(source)
             finally:
@@ -392,12 +411,10 @@ class SystemMounter:
             self.backend.unmount(medium.device)
 
     def open_source(self, medium: Medium) -> Source:
-        """An :class:`IsoSource` on the device, or a read-only mount as a DirectorySource."""
-        source: Source
-        if reads_as_iso(medium):
-            from kiosk.sources.iso import IsoSource
-
-            source = IsoSource(medium.device, self.limits)
+        """A disc read from the device (ISO9660 or UDF), or a read-only mount as a
+        DirectorySource."""
+        source = self._read_disc(medium)
+        if source is not None:
             source.label = medium.label or source.label
         else:
             mounted = self._mounts.get(medium.device)

@@ -20,7 +20,12 @@ from kiosk.errors import MediaError
 from kiosk.media import mount_helper
 from kiosk.media.medium import Medium, MediumKind, Role
 from kiosk.media.mount_policy import mountpoint_for, plan_mount
-from kiosk.media.mounter import DirectBackend, HelperBackend, SystemMounter, reads_as_iso
+from kiosk.media.mounter import (
+    DirectBackend,
+    HelperBackend,
+    SystemMounter,
+    reads_in_user_space,
+)
 from kiosk.samples.bulk import write_study
 from kiosk.system.disks import mountpoints
 from tests.media_fixtures import Loop, device_size, ext4_image
@@ -215,9 +220,9 @@ def test_discs_and_sticks_are_ejected_loop_devices_are_not(machine: Machine,
 
 
 def test_discs_are_read_without_mounting(machine: Machine, tmp_path: Path) -> None:
-    assert reads_as_iso(disc("iso9660"))
-    assert not reads_as_iso(stick("vfat"))
-    assert not reads_as_iso(disc("udf"))  # /dev/sr0 cannot be read here: not a bridge disc
+    assert reads_in_user_space(disc("iso9660"))
+    assert not reads_in_user_space(stick("vfat"))
+    assert not reads_in_user_space(disc("udf"))  # /dev/sr0 cannot be read here: neither kind
 
 
 def test_an_unprivileged_kiosk_only_passes_device_and_role_to_the_helper(
