@@ -296,6 +296,10 @@ class KioskService:
         if problem is not None:
             raise UsageError(problem)
 
+    def hospitals(self) -> list[dict[str, Any]]:
+        """Each issuing hospital's quality card: media, instances, quirks (no patient data)."""
+        return self.catalog.hospitals()
+
     def case_detail(self, case_id: str) -> dict[str, Any]:
         """A case with its studies and series.
 

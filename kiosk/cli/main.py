@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only list what would be purged")
     p.add_argument("--json", action="store_true")
     add("doctor", "check udev, mounts, printer, disk space, cloud reachability")
+    p = add("hospitals", "quirks seen per issuing hospital (no patient data)")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -373,6 +375,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pin": _lazy("kiosk.cli.security", "cmd_pin"),
     "retention": _lazy("kiosk.cli.security", "cmd_retention"),
     "doctor": _lazy("kiosk.cli.media", "cmd_doctor"),
+    "hospitals": _lazy("kiosk.cli.hospitals", "cmd_hospitals"),
 }
 
 

@@ -46,6 +46,7 @@ FIELDS: dict[str, tuple[int, bytes]] = {
     "SOPInstanceUID": (0x00080018, b"UI"),
     "StudyDate": (0x00080020, b"DA"),
     "Modality": (0x00080060, b"CS"),
+    "InstitutionName": (0x00080080, b"LO"),
     "StudyDescription": (0x00081030, b"LO"),
     "SeriesDescription": (0x0008103E, b"LO"),
     "PatientName": (0x00100010, b"PN"),

@@ -13,7 +13,7 @@ import logging
 import struct
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, cast
 
 from pydicom import dcmread
@@ -105,6 +105,10 @@ class InstanceHeader:
     photometric: str
     #: Byte offset of the pixel data element (or end of header) in the file.
     pixel_offset: int
+    #: Who made the instance (the issuing hospital, for the quirks report); "" when absent.
+    institution_name: str = ""
+    #: False for a file without the 128-byte preamble and ``DICM`` (read with ``force``).
+    has_preamble: bool = True
 
 
 def _text(value: object) -> str:
@@ -154,6 +158,7 @@ def _build_header(get: Callable[[str], object], meta_get: Callable[[str, str], o
         number_of_frames=_int(get("NumberOfFrames")),
         photometric=_text(get("PhotometricInterpretation")),
         pixel_offset=pixel_offset,
+        institution_name=_text(get("InstitutionName")),
     )
 
 
@@ -179,6 +184,8 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
     header = None if force else scan_header(fp)
     if header is None:
         header = read_header(fp, force=force)
+        if force:
+            header = replace(header, has_preamble=False)
     if header.sop_class_uid == DICOMDIR_SOP_CLASS:
         return header  # the caller treats DICOMDIR separately
     for label, value in (("SOP Instance UID", header.sop_instance_uid),

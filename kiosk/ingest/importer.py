@@ -24,7 +24,7 @@ import shutil
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -33,6 +33,7 @@ from typing import Any
 from kiosk.dicom.names import DecodedName, decode_person_name
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
 from kiosk.ingest.one_pass import Ignored, Outcome, Rejected, ingest_file
+from kiosk.ingest.quirks import count_quirks, has_lowercase, issuer
 from kiosk.sources.contents import classify, no_dicom_message
 from kiosk.sources.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.sources.scan_limits import MAX_FILE_BYTES, MAX_FILES, MAX_SECONDS, ScanLimits
@@ -103,6 +104,9 @@ class _Run:
     stopped: str | None = None
     too_deep: int = 0  # folders not entered (import.max_depth)
     too_large: int = 0  # files not copied (import.max_file_bytes)
+    #: Quirks counted while reading (kiosk.ingest.quirks), and who issued the medium.
+    quirks: Counter[str] = field(default_factory=Counter)
+    institutions: Counter[str] = field(default_factory=Counter)
 
 
 class Importer:
@@ -275,6 +279,7 @@ class Importer:
     @staticmethod
     def _non_file(entry: Entry, run: _Run, limits: ScanLimits) -> None:
         if entry.kind is EntryKind.SYMLINK:
+            run.quirks["symlinks"] += 1
             run.ignored.append({"path": display_path(entry.path),
                                 "reason": "symbolic link, not followed (it could leave the "
                                           "medium)"})
@@ -324,6 +329,10 @@ class Importer:
             name = run.names[key] = decode_person_name(h.patient_name_raw, cs)
             if name.warning and name.warning not in run.warnings:
                 run.warnings.append(name.warning)
+        run.quirks["charset_mislabelled"] += name.warning is not None
+        run.quirks["lowercase_names"] += has_lowercase(path)
+        run.institutions[h.institution_name] += 1
+        run.quirks["no_preamble"] += not h.has_preamble
         run.patients.setdefault((h.patient_id, name.stored), {
             "patient_id": h.patient_id, "name": name.stored, "name_display": name.display,
             "birth_date": h.patient_birth_date, "sex": h.patient_sex})
@@ -433,6 +442,14 @@ class Importer:
             "no_dicom": (no_dicom_message(contents)
                          if not rows and not run.rejected and complete else None),
         }
+        report["quirks"] = count_quirks(report, filesystem=source.filesystem,
+                                        per_instance=run.quirks)
+        report["issuer"] = issuer(
+            run.institutions, [d.fileset_id for d in run.dicomdirs], source.label,
+            [w for p in patients.values()
+             for w in (*p["name"].replace("^", " ").replace("=", " ").split(),
+                       p["patient_id"], p["birth_date"])])
+        self.catalog.record_issuer(report["issuer"], report)
         report_sha = self.store.put_bytes(_json_bytes(report))
         if not rows:
             state = "empty" if complete else "incomplete"

@@ -60,6 +60,8 @@ class DicomdirIndex:
     readable: bool = True
     #: Which reader read it: "fast" (the standard encoding) or "pydicom".
     reader: str = ""
+    #: The File-set ID (0004,1130), "" when absent: names the issuer when instances do not.
+    fileset_id: str = ""
 
 
 def safe_file_id(value: object) -> str | None:
@@ -107,6 +109,7 @@ def read_dicomdir(data: bytes, path: str, *, max_records: int | None = None,
         index.problems.append(f"{path} is empty; the whole medium was searched instead")
         return index
     base = path.rpartition("/")[0]
+    index.fileset_id = fileset_id(data)
     if not use_pydicom:
         try:
             _collect(_scan_records(data), base, index, max_records)
@@ -138,6 +141,36 @@ def read_dicomdir(data: bytes, path: str, *, max_records: int | None = None,
         return index
     _collect(records, base, index, max_records)
     return index
+
+
+def fileset_id(data: bytes) -> str:
+    """The DICOMDIR's File-set ID (0004,1130), read from its first elements; "" when absent.
+
+    It is a short top-level CS element just after the file meta group, so at most the first
+    few elements of an explicit VR little endian DICOMDIR are looked at (never the records).
+    """
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return ""
+    pos, end = 132, min(len(data), 132 + 16384)
+    for _ in range(64):
+        if pos + 8 > end:
+            return ""
+        group, element, vr, length = _HEADER(data, pos)
+        tag = group << 16 | element
+        if vr in _LONG_VRS:
+            if pos + 12 > end:
+                return ""
+            (length,) = _LENGTH32(data, pos + 8)
+            start = pos + 12
+        else:
+            start = pos + 8
+        if tag == 0x00041130:
+            value = data[start:start + min(length, 64)]
+            return value.decode("ascii", "replace").strip(" \x00")
+        if tag > 0x00041130 or length == _UNDEFINED:
+            return ""
+        pos = start + length
+    return ""
 
 
 def _collect(records: Iterable[Any], base: str, index: DicomdirIndex,

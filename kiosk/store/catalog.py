@@ -24,6 +24,8 @@ from kiosk.system.liveness import boot_id, claim_alive
 CASES, STUDIES, JOBS = "cases", "studies", "jobs"
 #: One document per merged report (original or translation): few per case, so coarse enough.
 REPORTS = "reports"
+#: One document per issuing hospital: media seen, instances, quirks, rejections (no patient data).
+HOSPITALS = "hospitals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,30 @@ class Catalog:
     def set_identity(self, case_id: str, identity: dict[str, Any]) -> None:
         """Record whom the coordinator confirmed the case belongs to (passport name, birth date)."""
         self.db.update(CASES, {"identity": identity, "updated": now_iso()}, case_id=case_id)
+
+    def record_issuer(self, issuer: dict[str, str], report: dict[str, Any]) -> None:
+        """Add one import's counts to its issuer's quality card (``kiosk hospitals``).
+
+        One small document per hospital, updated in place: the cost of an import does not grow
+        with the number of hospitals or cases seen.
+        """
+        name = issuer["issuer"]
+        with self.db.transaction():
+            card = self.db.get(HOSPITALS, issuer=name) or {
+                "issuer": name, "from": issuer["from"], "media": 0, "instances": 0,
+                "rejected": 0, "quirks": {}, "first_seen": now_iso()}
+            quirks = dict(card["quirks"])
+            for quirk in report.get("quirks", []):
+                quirks[quirk["code"]] = quirks.get(quirk["code"], 0) + quirk["count"]
+            card |= {"media": card["media"] + 1,
+                     "instances": card["instances"] + report["instances"]["found"],
+                     "rejected": card["rejected"] + len(report.get("rejected", [])),
+                     "quirks": quirks, "last_seen": now_iso()}
+            self.db.upsert(HOSPITALS, card, issuer=name)
+
+    def hospitals(self) -> list[dict[str, Any]]:
+        """Every issuer's quality card, the most media first."""
+        return sorted(self.db.find(HOSPITALS), key=lambda h: (-h["media"], h["issuer"]))
 
     def set_same_person(self, case_id: str, patient_ids: list[str]) -> None:
         """Record the coordinator's confirmation that ``patient_ids`` are one person."""
