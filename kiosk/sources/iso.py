@@ -32,7 +32,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
 from kiosk.sources.extents import DeadlineFile, ExtentReader
-from kiosk.sources.iso_census import census
+from kiosk.sources.iso_census import census, time_limit_error
 from kiosk.sources.scan_limits import ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 
@@ -50,6 +50,10 @@ _VERSION_SUFFIX = re.compile(r";\d*$")
 #: Directory nesting beyond this is treated as a malformed (or hostile) disc. ISO9660 allows 8
 #: levels; Rock Ridge relocation can legitimately go deeper, but not by this much.
 _MAX_DEPTH = 128
+
+#: Entries indexed between two clock readings: indexing is linear, but a disc the census let
+#: through may still hold hundreds of thousands of entries, and the open has one deadline.
+_INDEX_CHECK_EVERY = 512
 
 Naming = Literal["rockridge", "joliet", "iso9660"]
 
@@ -169,7 +173,7 @@ class IsoSource:
                 # damaged media also struct.error, IndexError, UnicodeDecodeError, ...
                 raise self._not_iso(exc) from exc
             try:
-                return self._index_tree(iso, fd)
+                return self._index_tree(iso, fd, deadline)
             except (OSError, SourceError):
                 raise
             except Exception as exc:  # same reason as above
@@ -180,7 +184,8 @@ class IsoSource:
                 iso.close()
             fp.close()
 
-    def _index_tree(self, iso: Any, fd: int) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+    def _index_tree(self, iso: Any, fd: int,
+                    deadline: float) -> tuple[dict[str, _Indexed], list[Entry | str]]:
         pvd = iso.pvd
         self.label = _decode_label(pvd.volume_identifier)
         if iso.has_rock_ridge():
@@ -194,10 +199,15 @@ class IsoSource:
             root = pvd.root_dir_record
         self._block = int(pvd.logical_block_size())
         self._image_size = os.lseek(fd, 0, os.SEEK_END)
+        # Only while indexing: it holds the descriptor, closed when the open ends.
+        recorded = _RecordedLengths(fd, self._block, self._image_size)
         index: dict[str, _Indexed] = {}
         # Entries, and folder paths just before their contents (for entries(max_depth)).
         order: list[Entry | str] = []
-        for item in self._walk(root, "", 0, set(), fd):
+        clock = self._limits.clock
+        for n, item in enumerate(self._walk(root, "", 0, set(), recorded), 1):
+            if n % _INDEX_CHECK_EVERY == 0 and clock() > deadline:
+                raise time_limit_error(self._limits)
             if isinstance(item, str):
                 order.append(item)
                 continue
@@ -206,7 +216,8 @@ class IsoSource:
         return index, order
 
     def _walk(
-        self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int], fd: int
+        self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int],
+        recorded: _RecordedLengths,
     ) -> Iterator[_Indexed | str]:
         """Yield indexed entries below ``directory``, depth first, sorted by name.
 
@@ -255,10 +266,10 @@ class IsoSource:
             rr = rec.rock_ridge if self.naming == "rockridge" else None
             if rr is not None and rr.child_link_record_exists() and rr.cl_to_moved_dr is not None:
                 yield rel
-                yield from self._walk(rr.cl_to_moved_dr, rel + "/", depth + 1, seen, fd)
+                yield from self._walk(rr.cl_to_moved_dr, rel + "/", depth + 1, seen, recorded)
             elif rec.is_dir():
                 yield rel
-                yield from self._walk(rec, rel + "/", depth + 1, seen, fd)
+                yield from self._walk(rec, rel + "/", depth + 1, seen, recorded)
             elif rec.is_symlink():
                 yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
             elif rr is not None and _is_special_mode(rr):
@@ -267,9 +278,13 @@ class IsoSource:
                 # Interleaved files cannot be read as one run (Linux refuses them too).
                 yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
             else:
-                extents = self._extents(rec, fd)
+                extents = self._extents(rec, recorded)
                 size = sum(length for _, length in extents)
-                yield _Indexed(Entry(rel, size, EntryKind.FILE), extents)
+                # Where its data starts, so files can be read in disc order (an empty file has
+                # no run: its record still says where it would be).
+                location = (extents[0][0] if extents
+                            else (rec.extent_location() + rec.xattr_len) * self._block)
+                yield _Indexed(Entry(rel, size, EntryKind.FILE, location), extents)
 
     def _name_of(self, rec: dr.DirectoryRecord, ident: bytes) -> str:
         """The name a Linux mount would show, made safe to use as one path component."""
@@ -284,7 +299,8 @@ class IsoSource:
             name = _strip_version(ident.decode("utf-8", "surrogateescape"))
         return _safe_name(name)
 
-    def _extents(self, rec: dr.DirectoryRecord, fd: int) -> tuple[tuple[int, int], ...]:
+    def _extents(self, rec: dr.DirectoryRecord,
+                 recorded: _RecordedLengths) -> tuple[tuple[int, int], ...]:
         runs: list[tuple[int, int]] = []
         part: dr.DirectoryRecord | None = rec
         while part is not None:
@@ -296,33 +312,11 @@ class IsoSource:
                 # pycdlib silently shortens a file that runs past the end of the image to
                 # what is there (even to a negative length). Use the length the disc
                 # records, so a truncated image reads as an error, not as a shorter file.
-                length = self._recorded_length(part, fd)
+                length = recorded.length(part)
             if length > 0:
                 runs.append((start, length))
             part = part.data_continuation
         return tuple(runs)
-
-    def _recorded_length(self, rec: dr.DirectoryRecord, fd: int) -> int:
-        """Read the data length of ``rec`` from its raw directory record on the disc."""
-        parent = rec.parent
-        if parent is None:
-            return max(0, int(rec.data_length))
-        listing = os.pread(fd, int(parent.data_length), parent.extent_location() * self._block)
-        offset = 0
-        while offset + 33 <= len(listing):
-            size = listing[offset]
-            if size == 0:  # padding up to the next logical block
-                offset = (offset // self._block + 1) * self._block
-                continue
-            # ECMA-119 9.1: extent at byte 2, data length at byte 10 (little-endian halves),
-            # identifier length at 32, identifier from 33.
-            extent = int.from_bytes(listing[offset + 2 : offset + 6], "little")
-            length = int.from_bytes(listing[offset + 10 : offset + 14], "little")
-            ident = listing[offset + 33 : offset + 33 + listing[offset + 32]]
-            if extent == rec.extent_location() and ident == rec.file_ident:
-                return length
-            offset += size
-        return max(0, int(rec.data_length))
 
     # --------------------------------------------------------------------------- the Source
 
@@ -498,6 +492,55 @@ class IsoSource:
             f"{path}: the disc ends before this file does (truncated image or damaged disc).",
             errno=errno.EIO,
         )
+
+
+class _RecordedLengths:
+    """The data lengths folder listings record for files that reach the end of the image.
+
+    Each folder's listing is read and scanned once, for its first such file, and only those
+    files are remembered: rescanning it for every file made a crafted folder of thousands of
+    them quadratic (8,000 files: 32 s). The census bounded the listings' sizes.
+    """
+
+    def __init__(self, fd: int, block: int, image_size: int) -> None:
+        self._fd = fd
+        self._block = block
+        self._image_size = image_size
+        #: Folder extent -> {(file extent, identifier): recorded data length}.
+        self._folders: dict[int, dict[tuple[int, bytes], int]] = {}
+
+    def length(self, rec: dr.DirectoryRecord) -> int:
+        """The data length of ``rec`` as its raw directory record on the disc says."""
+        shortened = max(0, int(rec.data_length))
+        parent = rec.parent
+        if parent is None:
+            return shortened
+        folder = parent.extent_location()
+        lengths = self._folders.get(folder)
+        if lengths is None:
+            lengths = self._folders[folder] = self._scan(parent)
+        return lengths.get((rec.extent_location(), rec.file_ident), shortened)
+
+    def _scan(self, folder: dr.DirectoryRecord) -> dict[tuple[int, bytes], int]:
+        listing = os.pread(self._fd, int(folder.data_length),
+                           folder.extent_location() * self._block)
+        found: dict[tuple[int, bytes], int] = {}
+        offset = 0
+        while offset + 33 <= len(listing):
+            size = listing[offset]
+            if size == 0:  # padding up to the next logical block
+                offset = (offset // self._block + 1) * self._block
+                continue
+            # ECMA-119 9.1: extended attribute length at byte 1, extent at 2, data length at
+            # 10 (little-endian halves), identifier length at 32, identifier from 33.
+            xattr = listing[offset + 1]
+            extent = int.from_bytes(listing[offset + 2 : offset + 6], "little")
+            length = int.from_bytes(listing[offset + 10 : offset + 14], "little")
+            if (extent + xattr) * self._block + length >= self._image_size:
+                ident = listing[offset + 33 : offset + 33 + listing[offset + 32]]
+                found.setdefault((extent, ident), length)
+            offset += size
+        return found
 
 
 def _strip_version(name: str) -> str:
