@@ -39,6 +39,7 @@ from kiosk.sources.scan_limits import MAX_FILES, ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
 from kiosk.sources.udf_volume import (
     FID_DIRECTORY,
+    FID_HIDDEN,
     FT_DIRECTORY,
     FT_FILE,
     FT_REALTIME,
@@ -65,6 +66,10 @@ _BYTES_PER_RECORD, _BYTES_PER_FOLDER, _SLACK_BYTES = 512, 2 * 4096, 64 * 1024
 _EXTENTS_PER_RECORD, _EXTENT_SLACK = 8, 4096
 #: Path characters per record (what the index keeps in memory): real paths are far shorter.
 _PATH_BYTES_PER_RECORD, _PATH_SLACK = 256, 1 << 20
+
+
+#: The hidden root entry that lists a rewritable disc's unusable blocks (mkudffs, Windows).
+_NAS = "Non-Allocatable Space"
 
 
 class UdfUnsupportedError(SourceError):
@@ -249,6 +254,8 @@ class UdfSource:
         budget.folders += 1
         named: dict[str, Fid] = {}
         for fid in self._listing(folder, budget):
+            if depth == 0 and fid.characteristics & FID_HIDDEN and fid.name == _NAS:
+                continue  # UDF's own record of unusable blocks (UDF 2.01 3.3.7.2), not a file
             name = _safe_name(fid.name)
             n = 2
             unique = name

@@ -15,16 +15,19 @@ directory::
 from __future__ import annotations
 
 import argparse
+import binascii
 import io
 import os
+import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pycdlib
 
-__all__ = ["bridge_image", "pydicom_files", "sample_disc_files", "tree_files", "udf_only",
-           "udf_only_image"]
+__all__ = ["bridge_image", "fe_at", "fid", "fid_at", "grow_partition",
+           "partition_start", "point_at", "pydicom_files", "retag", "sample_disc_files",
+           "tree_files", "udf_only", "udf_only_image"]
 
 _SECTOR = 2048
 
@@ -35,10 +38,12 @@ def bridge_image(files: Mapping[str, bytes], out: Path, *, symlinks: Mapping[str
 
     Folders are made as the paths need them. ``symlinks`` (path -> target) become UDF
     symlinks. ``extended`` writes Extended File Entries (UDF 2.00+) instead of File Entries.
-    The ISO9660 side gets numbered 8.3 names (``/D3/F7.;1``): only the UDF names are real.
+    The ISO9660 side gets numbered 8.3 names (``/D3/F7.;1``) and, as on a real bridge disc,
+    Joliet names that are the UDF names.
     """
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=1, udf="2.60", vol_ident=label[:32].replace(" ", "_").upper())
+    iso.new(interchange_level=1, udf="2.60", joliet=3,
+            vol_ident=label[:32].replace(" ", "_").upper())
     # Extended File Entries are chosen per entry by pycdlib when a creation time is given.
     when = {"creation_time": 1_700_000_000.0} if extended else {}
     folders: dict[str, str] = {"": ""}
@@ -50,7 +55,8 @@ def bridge_image(files: Mapping[str, bytes], out: Path, *, symlinks: Mapping[str
             parent = folder(udf_dir.rpartition("/")[0])
             counter += 1
             folders[udf_dir] = f"{parent}/D{counter}"
-            iso.add_directory(folders[udf_dir], udf_path="/" + udf_dir)
+            iso.add_directory(folders[udf_dir], udf_path="/" + udf_dir,
+                              joliet_path="/" + udf_dir)
         return folders[udf_dir]
 
     for rel in sorted(files):
@@ -58,7 +64,7 @@ def bridge_image(files: Mapping[str, bytes], out: Path, *, symlinks: Mapping[str
         parent = folder(rel.rpartition("/")[0])
         counter += 1
         iso.add_fp(io.BytesIO(data), len(data), f"{parent}/F{counter}.;1",
-                   udf_path="/" + rel, **when)  # type: ignore[arg-type]
+                   udf_path="/" + rel, joliet_path="/" + rel, **when)  # type: ignore[arg-type]
     for rel, target in sorted(symlinks.items()):
         folder(rel.rpartition("/")[0])
         iso.add_symlink(udf_symlink_path="/" + rel, udf_target=target)
@@ -143,6 +149,83 @@ def sample_disc_files() -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         disc = build_sample_disc(Path(tmp) / "disc")
         return tree_files(disc.root)
+
+
+# ------------------------------------------------------------------ crafting damaged discs
+# What a crafted or damaged disc looks like is written into the bytes of a good image: these
+# find the descriptors by their tags (never through the reader under test) and re-seal them.
+
+
+def retag(data: bytearray, offset: int) -> None:
+    """Recompute the checksum and CRC of the descriptor tag at ``offset`` after a patch."""
+    crc_length, = struct.unpack_from("<H", data, offset + 10)
+    crc = binascii.crc_hqx(bytes(data[offset + 16 : offset + 16 + crc_length]), 0)
+    struct.pack_into("<H", data, offset + 8, crc)
+    data[offset + 4] = (sum(data[offset : offset + 4]) + sum(data[offset + 5 : offset + 16])) & 0xFF
+
+
+def partition_start(data: bytes | bytearray) -> int:
+    """The first sector of the (only) partition, from the first Partition Descriptor."""
+    for at in range(16 * _SECTOR, 300 * _SECTOR, _SECTOR):
+        if struct.unpack_from("<HxxxxxxxxxxI", data, at) == (5, at // _SECTOR):
+            return int(struct.unpack_from("<I", data, at + 188)[0])
+    raise ValueError("no partition descriptor")
+
+
+def fid_at(data: bytes | bytearray, name: str) -> int:
+    """Byte offset of the File Identifier Descriptor naming ``name`` (8-bit CS0, no impl use)."""
+    raw = b"\x08" + name.encode("latin-1")
+    pos = 0
+    while (pos := bytes(data).find(raw, pos + 1)) >= 0:
+        at = pos - 38
+        if at >= 0 and struct.unpack_from("<H", data, at)[0] == 257 and data[at + 19] == len(raw):
+            return at
+    raise ValueError(f"no FID named {name!r}")
+
+
+def fe_at(data: bytes | bytearray, fid: int) -> int:
+    """Byte offset of the file entry the FID at ``fid`` points to."""
+    block, = struct.unpack_from("<I", data, fid + 24)
+    return (partition_start(data) + block) * _SECTOR
+
+
+def grow_partition(data: bytearray, payload: bytes) -> int:
+    """Append ``payload`` (padded to whole blocks) inside the partition; return its first block.
+
+    Every Partition Descriptor (main and reserve sequence) is lengthened to cover it.
+    """
+    start = partition_start(data)
+    first = len(data) // _SECTOR
+    data += payload + bytes(-len(payload) % _SECTOR)
+    for at in range(16 * _SECTOR, 300 * _SECTOR, _SECTOR):
+        if struct.unpack_from("<HxxxxxxxxxxI", data, at) == (5, at // _SECTOR):
+            struct.pack_into("<I", data, at + 192, len(data) // _SECTOR - start)
+            retag(data, at)
+    return first - start
+
+
+def fid(name: str, block: int, *, directory: bool = False, implementation_use: int = 0) -> bytes:
+    """A File Identifier Descriptor for ``name`` pointing at the ICB in ``block``."""
+    raw = b"\x08" + name.encode("latin-1")
+    body = bytearray(38 + implementation_use + len(raw))
+    struct.pack_into("<HHBBHHHI", body, 0, 257, 2, 0, 0, 0, 0, 0, 0)
+    body[18] = 0x02 if directory else 0
+    body[19] = len(raw)
+    struct.pack_into("<IIH", body, 20, _SECTOR, block, 0)
+    struct.pack_into("<H", body, 36, implementation_use)
+    body[38 + implementation_use :] = raw
+    body += bytes(-len(body) % 4)
+    struct.pack_into("<H", body, 10, len(body) - 16)
+    retag(body, 0)
+    return bytes(body)
+
+
+def point_at(data: bytearray, fe: int, block: int, length: int) -> None:
+    """Make the file entry at ``fe`` hold ``length`` bytes at ``block`` (one short_ad)."""
+    ea_length, = struct.unpack_from("<I", data, fe + 168)
+    struct.pack_into("<Q", data, fe + 56, length)
+    struct.pack_into("<II", data, fe + 176 + ea_length, length, block)
+    retag(data, fe)
 
 
 def main(argv: list[str] | None = None) -> int:
