@@ -343,11 +343,11 @@ def test_kiosk_import_of_a_bridge_image_still_goes_through_iso9660(
         sample_image: tuple[Path, dict[str, bytes]], tmp_path: Path, run_cli: Cli) -> None:
     _udf_only, files = sample_image
     disc = bridge_image(files, tmp_path / "bridge.iso", label="SZH SAMPLE")
-    with open_source(disc) as src:
-        assert isinstance(src, IsoSource) and src.naming == "joliet"
-        with UdfSource(disc) as udf:  # the same names on both sides, as on a real bridge disc
-            assert ([replace(e, location=None) for e in src.entries()]
-                    == [replace(e, location=None) for e in udf.entries()])
+    src = open_source(disc)
+    assert isinstance(src, IsoSource) and src.naming == "joliet"
+    with src, UdfSource(disc) as udf:  # the same names on both sides, as on a real bridge disc
+        assert ([replace(e, location=None) for e in src.entries()]
+                == [replace(e, location=None) for e in udf.entries()])
     code, out, err = run_cli("import", str(disc), "--json")
     assert code == 0, err
     report = json.loads(out)
