@@ -97,8 +97,11 @@ class KioskService:
 
     def import_path(self, spec: str | Path, *, case_id: str | None = None,
                     on_progress: ProgressCallback | None = None,
-                    cancel: threading.Event | None = None) -> dict[str, Any]:
+                    cancel: threading.Event | None = None,
+                    archive_password: str | None = None) -> dict[str, Any]:
         """Import a directory, ISO image or block device; return the import report.
+
+        ``archive_password`` opens encrypted zip archives on the medium (never logged).
 
         Raises
         ------
@@ -108,18 +111,19 @@ class KioskService:
         source = open_source(spec, self.importer.options.limits)
         try:
             return self.import_source(source, case_id=case_id, on_progress=on_progress,
-                                      cancel=cancel)
+                                      cancel=cancel, archive_password=archive_password)
         finally:
             source.close()
 
     def import_source(self, source: Source, *, case_id: str | None = None,
                       on_progress: ProgressCallback | None = None,
-                      cancel: threading.Event | None = None) -> dict[str, Any]:
+                      cancel: threading.Event | None = None,
+                      archive_password: str | None = None) -> dict[str, Any]:
         """Import an already opened :class:`~kiosk.sources.source.Source`."""
         if case_id is not None and not case_id.strip():
             raise UsageError("The case id must not be empty.")
         report = self.importer.run(source, case_id=case_id, on_progress=on_progress,
-                                   cancel=cancel)
+                                   cancel=cancel, archive_password=archive_password)
         self.audit.append("import", job_id=report["job_id"], case_id=report["case_id"],
                           source_label_sha256=_label_digest(source.label),
                           instances=report["instances"], complete=report["complete"])
@@ -127,7 +131,8 @@ class KioskService:
 
     def import_medium(self, device: str, *, case_id: str | None = None,
                       on_progress: ProgressCallback | None = None,
-                      cancel: threading.Event | None = None) -> dict[str, Any]:
+                      cancel: threading.Event | None = None,
+                      archive_password: str | None = None) -> dict[str, Any]:
         """Import the inserted medium at ``device`` (as :attr:`media` reports it).
 
         Discs are read without mounting; other media are mounted read-only for the import and
@@ -146,7 +151,7 @@ class KioskService:
         medium = self.media.get(device)
         with self.media.source(device) as source:
             report = self.import_source(source, case_id=case_id, on_progress=on_progress,
-                                        cancel=cancel)
+                                        cancel=cancel, archive_password=archive_password)
         # Which physical medium the images came from (vendor, model, serial, label, size).
         described = medium.to_json() | {"label": _label_digest(medium.label)}
         self.audit.append("import_medium", job_id=report["job_id"], case_id=report["case_id"],

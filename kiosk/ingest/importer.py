@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +34,7 @@ from kiosk.dicom.names import DecodedName, decode_person_name
 from kiosk.errors import KioskError, MediumRemovedError, SourceReadError
 from kiosk.ingest.one_pass import Ignored, Outcome, Rejected, ingest_file
 from kiosk.ingest.quirks import count_quirks, has_lowercase, issuer
+from kiosk.sources.archive import SEPARATOR, ArchiveSource
 from kiosk.sources.contents import classify, no_dicom_message
 from kiosk.sources.dicomdir import MAX_DICOMDIR_BYTES, DicomdirIndex, read_dicomdir
 from kiosk.sources.scan_limits import MAX_FILE_BYTES, MAX_FILES, MAX_SECONDS, ScanLimits
@@ -107,6 +108,12 @@ class _Run:
     #: Quirks counted while reading (kiosk.ingest.quirks), and who issued the medium.
     quirks: Counter[str] = field(default_factory=Counter)
     institutions: Counter[str] = field(default_factory=Counter)
+    #: The report's ``archives``: one item per zip archive found (kiosk.sources.archive).
+    archives: list[dict[str, Any]] = field(default_factory=list)
+    #: Members of archives found, waiting to be read (after the file that was one).
+    queued: deque[Entry] = field(default_factory=deque)
+    extra_files: int = 0  # members listed, for progress
+    extra_bytes: int = 0
 
 
 class Importer:
@@ -124,8 +131,13 @@ class Importer:
         case_id: str | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        archive_password: str | None = None,
     ) -> dict[str, Any]:
         """Import ``source`` and return the import report (DESIGN.md §4).
+
+        The members of zip archives on the medium are imported like its files
+        (:class:`~kiosk.sources.archive.ArchiveSource`); ``archive_password`` opens encrypted
+        ones.
 
         Raises
         ------
@@ -147,19 +159,23 @@ class Importer:
             run.warnings.append(f"Resuming the interrupted import of this medium into case "
                                 f"{case_id}; images already stored are not copied again.")
         deadline = self.options.limits.deadline()
+        # Archives found while reading are inflated, when they must be, into the job's staging.
+        archives = ArchiveSource(source, password=archive_password, limits=self.options.limits,
+                                 spool_dir=staging)
         try:
             entries, bytes_total = self._list(source, notify, started, deadline)
             files_total = min(len(entries), self.options.limits.max_files)
 
             def progress(phase: str, current: str) -> None:
-                notify(ImportProgress(phase, run.files_done, files_total, run.bytes_done,
-                                      bytes_total, current, time.monotonic() - started))
+                notify(ImportProgress(phase, run.files_done, files_total + run.extra_files,
+                                      run.bytes_done, bytes_total + run.extra_bytes, current,
+                                      time.monotonic() - started))
 
             # One committer thread makes batch N durable and re-hashes it while the readers
             # fill batch N+1, so only the last batch's sync and verify wait at the end.
             with ThreadPoolExecutor(1, thread_name_prefix="commit") as committer:
                 try:
-                    self._ingest_all(source, entries, staging, run, progress, cancel,
+                    self._ingest_all(archives, entries, staging, run, progress, cancel,
                                      committer, deadline)
                 except MediumRemovedError as exc:
                     run.error = exc.text
@@ -180,10 +196,12 @@ class Importer:
             self.catalog.finish_job(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            archives.close()
             shutil.rmtree(staging, ignore_errors=True)
         report["seconds"] = round(time.monotonic() - started, 3)
-        notify(ImportProgress("done", run.files_done, files_total, run.bytes_done, bytes_total,
-                              "", time.monotonic() - started))
+        notify(ImportProgress("done", run.files_done, files_total + run.extra_files,
+                              run.bytes_done, bytes_total + run.extra_bytes, "",
+                              time.monotonic() - started))
         return report
 
     # --- phases ----------------------------------------------------------------------------
@@ -218,7 +236,7 @@ class Importer:
                                       display_path(entry.path), time.monotonic() - started))
         return disc_order(entries), size
 
-    def _ingest_all(self, source: Source, entries: list[Entry], staging: Any, run: _Run,
+    def _ingest_all(self, source: ArchiveSource, entries: list[Entry], staging: Any, run: _Run,
                     progress: Callable[[str, str], None],
                     cancel: threading.Event | None, committer: ThreadPoolExecutor,
                     deadline: float) -> None:
@@ -232,7 +250,11 @@ class Importer:
             nonlocal last_note
             while len(inflight) > block_until:
                 entry, fut = inflight.popleft()
-                self._take(fut.result(), run)
+                outcome = fut.result()
+                if isinstance(outcome, Ignored) and outcome.archive:
+                    self._expand(source, entry, run)
+                else:
+                    self._take(outcome, run)
                 run.files_done += 1
                 run.bytes_done += max(entry.size, 0)
                 now = time.monotonic()
@@ -244,7 +266,7 @@ class Importer:
 
         with ThreadPoolExecutor(self.options.workers, thread_name_prefix="ingest") as pool:
             try:
-                for entry in entries:
+                for entry in self._with_members(entries, run, settle):
                     if cancel is not None and cancel.is_set():
                         raise ImportCancelled("The import was cancelled; nothing was added.")
                     # Checked before each entry is started; files already reading finish.
@@ -275,6 +297,34 @@ class Importer:
                         self._take(fut.result(), run)
                 inflight.clear()
                 raise
+
+    @staticmethod
+    def _with_members(entries: Iterable[Entry], run: _Run,
+                      settle: Callable[[int], None]) -> Iterator[Entry]:
+        """The medium's entries, and the members of each archive soon after it is found to be one
+        (by its first bytes, when its file is read)."""
+        for entry in entries:
+            yield entry
+            while run.queued:
+                yield run.queued.popleft()
+        while True:
+            settle(0)  # the last files read may be archives too
+            if not run.queued:
+                return
+            while run.queued:
+                yield run.queued.popleft()
+
+    @staticmethod
+    def _expand(source: ArchiveSource, entry: Entry, run: _Run) -> None:
+        """Queue the members of the archive ``entry``; list what is not read, and why."""
+        listing = source.expand(entry)
+        run.archives.append(listing.record)
+        run.rejected.extend(listing.refused)
+        run.queued.extend(listing.members)
+        run.extra_files += len(listing.members)
+        run.extra_bytes += sum(max(m.size, 0) for m in listing.members)
+        if listing.record["problem"]:
+            run.warnings.append(f"Archive {listing.record['path']}: {listing.record['problem']}")
 
     @staticmethod
     def _non_file(entry: Entry, run: _Run, limits: ScanLimits) -> None:
@@ -407,6 +457,10 @@ class Importer:
             run.warnings.extend(merge.warnings or [])
             problems.extend(self._series_counts(case_id, rows))
         verified = sum(1 for r in rows if r.verified)
+        in_archive = Counter(r.source_path.rpartition(SEPARATOR)[0] for r in rows
+                             if SEPARATOR in r.source_path)
+        for archive in run.archives:
+            archive["imported"] = in_archive[archive["path"]]
         contents = classify(i["path"] for i in run.ignored)
         report: dict[str, Any] = {
             "case_id": case_id if rows else None,
@@ -427,6 +481,7 @@ class Importer:
             "rejected": run.rejected,
             "ignored": run.ignored,
             "dicomdir": dicomdir,
+            "archives": run.archives,
             "limits": self.options.limits.report(stopped=run.stopped, too_deep=run.too_deep,
                                                  too_large=run.too_large),
             "verification": {

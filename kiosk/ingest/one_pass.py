@@ -25,9 +25,10 @@ from kiosk.dicom.instance import (
     parse_header,
     sniff,
 )
-from kiosk.errors import MediumRemovedError, SourceReadError
+from kiosk.errors import ArchiveReadError, MediumRemovedError, SourceReadError
 from kiosk.sources.scan_limits import MAX_FILE_BYTES, ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, Entry, Source
+from kiosk.sources.zip_format import looks_like_zip
 from kiosk.store.blobstore import BlobStore, PendingBlob
 
 CHUNK = 1024 * 1024
@@ -37,10 +38,12 @@ _DEFAULT_LIMITS = ScanLimits()
 
 @dataclass(frozen=True)
 class Ignored:
-    """Not DICOM: listed in the report's ``ignored``."""
+    """Not DICOM: listed in the report's ``ignored`` (a zip archive: its members are read)."""
 
     path: str
     reason: str
+    #: The file is a zip archive (by its first bytes): the importer reads its members instead.
+    archive: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class _Reader:
                 data = self.fh.read(n)
                 self.offset += len(data)
                 return data
+            except ArchiveReadError:
+                raise  # a damaged member or a wrong password: reading again cannot help
             except (OSError, SourceReadError) as exc:
                 # Sources that map errors themselves (IsoSource) raise SourceReadError for a
                 # bad block; it is retried like a raw EIO. MediumRemovedError passes through.
@@ -133,6 +138,8 @@ def ingest_file(
             return Ignored(entry.path, "empty file")
         kind = sniff(head[:132])
         if kind == "no":
+            if looks_like_zip(head):
+                return Ignored(entry.path, "zip archive", archive=True)
             return Ignored(entry.path, "not DICOM (no DICM marker or DICOM header)")
         if entry.size > max_bytes:
             return Rejected(entry.path, limits.too_large_reason(entry.size), MAX_FILE_BYTES)
