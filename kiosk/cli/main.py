@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--same-person", action="store_true",
                    help="with --case: the patients found are the case's person, whatever their "
                         "ids (without it, each other patient gets a case of their own)")
+    p.add_argument("--archive-password", metavar="P",
+                   help="password of encrypted zip archives on the medium (hospitals often use "
+                        "the patient's birth date)")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
     p = add("cases", "list cases")
     p.add_argument("--json", action="store_true")
@@ -179,6 +182,11 @@ def print_import_summary(report: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {r['path']}: {r['reason']}\n")
     if report["ignored"]:
         out.write(f"Ignored:   {len(report['ignored'])} file(s) that are not DICOM\n")
+    for a in report.get("archives") or []:
+        encrypted = f", {a['encrypted']} encrypted" if a["encrypted"] else ""
+        problem = f": {a['problem']}" if a["problem"] else ""
+        out.write(f"Archive:   {a['path']}: {a['members']} file(s), {a['imported']} image(s) "
+                  f"imported{encrypted}{problem}\n")
     limits = report.get("limits") or {}
     if limits.get("too_deep"):
         out.write(f"Limit:     {limits['too_deep']} folder(s) nested more than "
@@ -212,7 +220,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         existing = service.catalog.case(args.case_id)
         prior = patient_ids(existing) if existing else []
     report = service.import_path(args.source, case_id=args.case_id,
-                                 on_progress=_ProgressPrinter(sys.stderr))
+                                 on_progress=_ProgressPrinter(sys.stderr),
+                                 archive_password=args.archive_password)
     # One person per case: the others found go to cases of their own (DESIGN.md §1 step 2).
     report["cases"] = service.file_by_patient(report, prior=prior,
                                               same_person=args.same_person)
@@ -222,6 +231,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         if report.get("no_dicom"):  # the one thing a script's operator must read
             print(f"kiosk import: {report['no_dicom']['en']}\n{report['no_dicom']['zh']}",
                   file=sys.stderr)
+        for a in report.get("archives") or []:  # so is a password that is missing or wrong
+            if a["locked"]:
+                print(f"kiosk import: archive {a['path']}: {a['problem']}", file=sys.stderr)
     else:
         print_import_summary(report, sys.stdout)
     return import_exit_code(report)
