@@ -4,10 +4,12 @@ would have them (what a reviewer fed the kiosk, at any scale).
 * :func:`dense_listing_iso`: one folder whose listing is ``records`` file records packed back to
   back, so records cross 2 KiB blocks and 64 KiB read boundaries (pycdlib parses them all);
 * :func:`files_past_the_end_iso`: ``files`` files in one folder, the image cut just after the
-  directory, so every file's extent runs past the end of the image.
+  directory, so every file's extent runs past the end of the image;
+* :func:`udf_tree_only_iso`: a UDF bridge whose UDF tree holds ``files`` files the ISO9660 tree
+  does not list (the census counts the trees :class:`~kiosk.sources.iso.IsoSource` reads).
 
 Also run as a script to write them for measuring: ``python -m tests.sources.crafted_iso
-dense|past OUT.iso N``.
+dense|past|udf OUT.iso N``.
 """
 
 from __future__ import annotations
@@ -146,6 +148,19 @@ def files_past_the_end_iso(out: Path, files: int) -> Path:
     return out
 
 
+def udf_tree_only_iso(out: Path, files: int) -> Path:
+    """A UDF bridge image: ``/README.TXT`` in both trees, ``files`` empty files in UDF only."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, udf="2.60", vol_ident="BRIDGE")
+    iso.add_fp(io.BytesIO(b"readme\n"), 7, "/README.TXT;1", udf_path="/README.TXT")
+    iso.add_directory(udf_path="/A")
+    for i in range(files):
+        iso.add_fp(io.BytesIO(b""), 0, udf_path=f"/A/F{i:07d}")
+    iso.write(str(out))
+    iso.close()
+    return out
+
+
 def _records_in(image: bytes, start: int, length: int) -> list[int]:
     offsets, offset = [], start
     while offset < start + length:
@@ -159,8 +174,6 @@ def _records_in(image: bytes, start: int, length: int) -> list[int]:
 
 if __name__ == "__main__":
     kind, target, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    if kind == "dense":
-        dense_listing_iso(target, count)
-    else:
-        files_past_the_end_iso(target, count)
+    {"dense": dense_listing_iso, "past": files_past_the_end_iso,
+     "udf": udf_tree_only_iso}[kind](target, count)
     print(target, target.stat().st_size)

@@ -25,7 +25,7 @@ from kiosk.sources.opener import open_source
 from kiosk.sources.scan_limits import ScanLimits
 from kiosk.sources.source import EntryKind
 from tests.media_fixtures import need_tools
-from tests.sources.crafted_iso import dense_listing_iso
+from tests.sources.crafted_iso import dense_listing_iso, udf_tree_only_iso
 
 _BLOCK = 2048
 
@@ -260,3 +260,20 @@ def test_a_listing_cut_by_the_end_of_the_image_counts_what_is_there(tmp_path: Pa
         assert census(fh.fileno(), ScanLimits()).entries == expected
     with pytest.raises(SourceError):  # pycdlib then says the disc is damaged
         IsoSource(image)
+
+
+def test_the_udf_tree_of_a_bridge_disc_is_not_parsed_behind_the_census(tmp_path: Path) -> None:
+    # A UDF bridge whose UDF side lists 5,000 files the ISO9660 side does not: the census
+    # counts the trees IsoSource reads, and pycdlib used to parse the UDF one as well (a file
+    # entry read and parsed for each: 20,000 took 1 s and 50 MB, a million would not fit).
+    image = udf_tree_only_iso(tmp_path / "bridge.iso", 5000)
+    tracemalloc.start()
+    try:
+        with IsoSource(image) as source:
+            peak = tracemalloc.get_traced_memory()[1]
+            assert [e.path for e in source.entries()] == ["README.TXT"]
+            with source.open("README.TXT") as fh:
+                assert fh.read() == b"readme\n"
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024, peak
