@@ -26,6 +26,7 @@ from kiosk.sources.iso import IsoSource
 from kiosk.sources.opener import open_source
 from kiosk.sources.source import Entry, EntryKind
 from kiosk.sources.udf import UdfSource, UdfUnsupportedError
+from kiosk.sources.udf_volume import Partition, UdfDamaged
 from tests.sources.udf_images import (
     bridge_image,
     fe_at,
@@ -35,6 +36,7 @@ from tests.sources.udf_images import (
     sample_disc_files,
     udf_only,
     udf_only_image,
+    with_metadata_partition,
 )
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -230,6 +232,35 @@ def test_embedded_data_long_and_unrecorded_extents_read_as_written(tmp_path: Pat
         embedded = src._index["embedded.txt"].entry
         assert embedded.location is not None
         assert data[embedded.location : embedded.location + 11] == b"inside FE!!"
+
+
+@pytest.mark.parametrize("damage_main", [False, True], ids=["metadata-file", "its-mirror"])
+def test_a_udf_250_metadata_partition_reads_the_same_files(image: Path, tmp_path: Path,
+                                                           damage_main: bool) -> None:
+    """Folders and file entries reached through the metadata file (else its mirror)."""
+    data = with_metadata_partition(bytearray(image.read_bytes()), damage_main=damage_main)
+    disc = tmp_path / "udf250.iso"
+    disc.write_bytes(bytes(data))
+    with UdfSource(disc) as src, UdfSource(image) as plain:
+        assert [p.kind for p in src._volume.partitions] == ["physical", "metadata"]
+        assert list(src.entries()) == list(plain.entries())
+        for path, content in FILES.items():
+            assert _read(src, path) == content, path
+
+
+def test_metadata_and_sparable_partitions_map_blocks_where_their_tables_say() -> None:
+    bs = 2048
+    metadata = Partition("metadata", 0, 0, 0, bs, runs=((0, 1000, 4), (4, 500, 2)))
+    assert metadata.runs_of(2, 4) == [(1002 * bs, 2 * bs), (500 * bs, 2 * bs)]
+    with pytest.raises(UdfDamaged, match="outside the metadata file"):
+        metadata.runs_of(5, 2)
+    # Packet 64-95 was relocated to sector 5000 after a write error on a DVD-RW.
+    spared = Partition("sparable", 0, 100, 1000, bs, packet=32, spared=((64, 5000),))
+    assert spared.runs_of(60, 10) == [(160 * bs, 4 * bs), (5000 * bs, 6 * bs)]
+    assert spared.runs_of(0, 8) == [(100 * bs, 8 * bs)]
+    assert spared.runs_of(90, 10) == [(5026 * bs, 6 * bs), (196 * bs, 4 * bs)]
+    with pytest.raises(UdfDamaged, match="outside partition"):
+        spared.runs_of(995, 10)
 
 
 def _mkudffs(tmp_path: Path, media: str, revision: str, block: int) -> Path:

@@ -27,7 +27,7 @@ import pycdlib
 
 __all__ = ["bridge_image", "fe_at", "fid", "fid_at", "grow_partition",
            "partition_start", "point_at", "pydicom_files", "retag", "sample_disc_files",
-           "tree_files", "udf_only", "udf_only_image"]
+           "tree_files", "udf_only", "udf_only_image", "with_metadata_partition"]
 
 _SECTOR = 2048
 
@@ -226,6 +226,74 @@ def point_at(data: bytearray, fe: int, block: int, length: int) -> None:
     struct.pack_into("<Q", data, fe + 56, length)
     struct.pack_into("<II", data, fe + 176 + ea_length, length, block)
     retag(data, fe)
+
+
+def _sectors_with_tag(data: bytes | bytearray, tag_id: int, first: int, last: int) -> list[int]:
+    return [n * _SECTOR for n in range(first, min(last, len(data) // _SECTOR))
+            if struct.unpack_from("<H", data, n * _SECTOR)[0] == tag_id]
+
+
+def with_metadata_partition(data: bytearray, *, damage_main: bool = False) -> bytearray:
+    """Move the file system's metadata into a UDF 2.50 metadata partition (in place).
+
+    A second partition map (type 2, ``*UDF Metadata Partition``) on the same physical
+    partition; a metadata file (file type 250) and its mirror (251) whose two extents cover
+    the partition block for block; the file set, the root and every folder entry addressed
+    through the metadata partition (reference 1). ``damage_main`` spoils the metadata file so
+    that only its mirror can be read.
+    """
+    start = partition_start(data)
+    length = len(data) // _SECTOR - start
+    half = length // 2
+
+    def metadata_file(file_type: int, block: int) -> bytes:
+        fe = bytearray(_SECTOR)
+        ads = struct.pack("<IIII", half * _SECTOR, 0, (length - half) * _SECTOR, half)
+        struct.pack_into("<HHBBHHHI", fe, 0, 261, 3, 0, 0, 0, 0, 176 + len(ads) - 16, block)
+        struct.pack_into("<IHHHBB", fe, 16, 0, 4, 0, 1, 0, file_type)
+        struct.pack_into("<Q", fe, 56, length * _SECTOR)
+        struct.pack_into("<II", fe, 168, 0, len(ads))
+        fe[176 : 176 + len(ads)] = ads
+        retag(fe, 0)
+        return bytes(fe)
+
+    main_at = length
+    files = metadata_file(250, main_at) + metadata_file(251, main_at + 1)
+    if damage_main:
+        files = bytes(64) + files[64:]
+    grow_partition(data, files)
+    for lvd in _sectors_with_tag(data, 6, 16, 256):
+        table, count = struct.unpack_from("<II", data, lvd + 264)
+        number, = struct.unpack_from("<H", data, lvd + 440 + 4)
+        entry = bytearray(64)
+        entry[0:2] = b"\x02\x40"
+        entry[5 : 5 + 23] = b"*UDF Metadata Partition"
+        entry[28:30] = b"\x50\x02"  # identifier suffix: UDF revision 2.50
+        struct.pack_into("<HHIIIIH", entry, 36, 1, number, main_at, main_at + 1, 0xFFFFFFFF,
+                         32, 16)
+        data[lvd + 440 + table : lvd + 440 + table + 64] = entry
+        struct.pack_into("<II", data, lvd + 264, table + 64, count + 1)
+        struct.pack_into("<H", data, lvd + 248 + 8, 1)  # the file set, through the metadata
+        struct.pack_into("<H", data, lvd + 10, 440 + table + 64 - 16)
+        retag(data, lvd)
+    fsd = (start + struct.unpack_from("<I", data, _sectors_with_tag(data, 6, 16, 256)[0]
+                                      + 248 + 4)[0]) * _SECTOR
+    struct.pack_into("<H", data, fsd + 400 + 8, 1)  # the root, through the metadata
+    retag(data, fsd)
+    for fe in _sectors_with_tag(data, 261, start, start + length):
+        if data[fe + 27] != 4:  # only folders list entries
+            continue
+        ea, _ad = struct.unpack_from("<II", data, fe + 168)
+        size, = struct.unpack_from("<Q", data, fe + 56)
+        _ad_length, block = struct.unpack_from("<II", data, fe + 176 + ea)
+        listing = (start + block) * _SECTOR
+        pos = listing
+        while pos < listing + size:
+            name_length, iu = data[pos + 19], struct.unpack_from("<H", data, pos + 36)[0]
+            struct.pack_into("<H", data, pos + 28, 1)
+            retag(data, pos)
+            pos += 38 + iu + name_length + (-(38 + iu + name_length) % 4)
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
