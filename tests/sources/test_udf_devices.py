@@ -8,9 +8,11 @@ elsewhere; CI runs them.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 
 from kiosk.errors import MediumRemovedError
 from kiosk.media.desk import MediaDesk, RoleClassifier
-from kiosk.media.medium import MediaAction, Role
+from kiosk.media.medium import MediaAction, Medium, MediumKind, Role
 from kiosk.media.mounter import DirectBackend, SystemMounter
 from kiosk.service import KioskService
 from kiosk.sources.opener import open_source
@@ -131,3 +133,41 @@ def test_a_udf_only_disc_inserted_at_the_desk_is_imported_without_mounting(
     finally:
         desk.close()
 
+
+
+class _Commands:
+    """Records the commands a mounter runs (and pretends they worked); no mount happens."""
+
+    def __init__(self) -> None:
+        self.argv: list[list[str]] = []
+
+    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        self.argv.append(list(argv))
+        return subprocess.CompletedProcess(list(argv), 0, "", "")
+
+
+def test_the_mounter_reads_udf_only_in_user_space_and_mounts_only_what_it_cannot_read(
+        sample: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
+    if shutil.which("mkudffs") is None:
+        pytest.skip("mkudffs is not installed (apt-get install udftools)")
+    vat = tmp_path / "fakecd-vat.img"
+    with open(vat, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    subprocess.run(["mkudffs", "--media-type=cdr", "--udfrev=0x0201", str(vat)], check=True,
+                   capture_output=True, timeout=60)
+    commands = _Commands()
+    mounter = SystemMounter(DirectBackend(tmp_path / "mnt", run=commands.run,
+                                          is_mounted=lambda _p: False))
+    image, _files = sample
+    with Loop(image, read_only=True) as udf_only, Loop(vat, read_only=True) as cdr:
+        disc = Medium(device=udf_only.device, kind=MediumKind.OPTICAL, fs_type="udf",
+                      read_only=True, disk=udf_only.device)
+        source = mounter.open_source(disc)
+        assert isinstance(source, UdfSource) and commands.argv == []
+        mounter.release(disc)
+        never_finalised = Medium(device=cdr.device, kind=MediumKind.OPTICAL, fs_type="udf",
+                                 read_only=True, disk=cdr.device)
+        mounter.open_source(never_finalised)  # a VAT: the kernel's driver reads those
+        assert [argv[:3] for argv in commands.argv] == [["mount", "-t", "udf"]]
+        assert commands.argv[0][-2] == cdr.device
+        mounter.release(never_finalised)
