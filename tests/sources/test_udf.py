@@ -8,6 +8,7 @@ same files and extract the same bytes as UdfSource. Crafted discs live in test_u
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -17,11 +18,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 import pytest
 
 from kiosk.errors import MediumRemovedError, SourceError, SourceReadError
+from kiosk.service import KioskService
 from kiosk.sources.iso import IsoSource
 from kiosk.sources.opener import open_source
 from kiosk.sources.source import Entry, EntryKind
@@ -331,6 +334,56 @@ def test_readers_outlive_the_closed_source_but_the_source_refuses_new_work(image
         src.open("README.TXT")
     with pytest.raises(ValueError, match="closed"):
         list(src.entries())
+
+
+def _failing_preadv(monkeypatch: pytest.MonkeyPatch, at: int, code: int) -> list[int]:
+    """Make the kernel's ``preadv`` fail with ``code`` for reads at byte ``at`` of the disc.
+
+    There is no dm-error target on these machines; this is where the kernel would say it.
+    """
+    real = os.preadv
+    failed: list[int] = []
+
+    def preadv(fd: int, buffers: list[Any], offset: int, *flags: int) -> int:
+        if offset == at:
+            failed.append(offset)
+            raise OSError(code, os.strerror(code))
+        return real(fd, buffers, offset, *flags)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    return failed
+
+
+def test_eio_is_a_read_error_of_that_file_and_a_gone_medium_is_a_removed_one(
+        image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with UdfSource(image) as src:
+        entry = src._index["Study One/Series_A/IM0001.dcm"].entry
+        assert entry.location is not None
+        failed = _failing_preadv(monkeypatch, entry.location, errno.EIO)
+        with pytest.raises(SourceReadError) as caught:
+            _read(src, entry.path)
+        assert failed and caught.value.errno == errno.EIO and src.is_present()
+        assert _read(src, "README.TXT") == FILES["README.TXT"]  # one scratch, one file
+        monkeypatch.undo()
+        _failing_preadv(monkeypatch, entry.location, errno.ENOMEDIUM)
+        with pytest.raises(MediumRemovedError):
+            _read(src, entry.path)
+
+
+def test_a_scratched_udf_disc_imports_everything_but_the_unreadable_file(
+        image: Path, service: KioskService, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sample_disc_files()
+    disc = udf_only_image(files, image.parent / "scratched.iso")
+    src = UdfSource(disc)
+    dead = next(e for e in src.entries() if e.path.endswith("IM000001") and e.location)
+    assert dead.location is not None
+    _failing_preadv(monkeypatch, dead.location, errno.EIO)
+    report = service.import_source(src)
+    monkeypatch.undo()
+    assert report["complete"] is True
+    assert [r["path"] for r in report["rejected"]] == [dead.path]
+    assert report["rejected"][0]["reason"].startswith("read error (EIO)")
+    assert report["instances"]["found"] == report["instances"]["verified"] == 21
 
 
 def test_a_file_that_is_neither_iso9660_nor_udf_keeps_its_clear_message(tmp_path: Path) -> None:
