@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from kiosk.bootstrap import build_service
 from kiosk.cli.main import import_exit_code
 from kiosk.service import KioskService
 from tests.conftest import PYDICOM_FILES, json_report
-from tests.media_fixtures import need_tools
+from tests.media_fixtures import Loop, need_tools
 from tests.sources.zip_kit import (
     DICOM_FILES,
     RawMember,
@@ -32,6 +34,7 @@ from tests.sources.zip_kit import (
 )
 
 CT, MR, PLAN, J2K, J2KI = (dicom_bytes(n) for n in DICOM_FILES)
+RunCli = Callable[..., tuple[int, str, str]]
 
 
 def _sha(data: bytes) -> str:
@@ -105,7 +108,7 @@ def test_a_cloud_film_zip_with_its_dicomdir_reconciles(service: KioskService,
 
 
 @pytest.mark.parametrize("encryption", ["ZipCrypto", "AES256"])
-def test_encrypted_archive_password_missing_wrong_then_right(run_cli, tmp_path: Path,
+def test_encrypted_archive_password_missing_wrong_then_right(run_cli: RunCli, tmp_path: Path,
                                                              encryption: str) -> None:
     _encrypted(tmp_path, "study.zip", {"CT": CT, "MR": MR}, "19800131", encryption)
     medium = tmp_path / "medium"
@@ -190,7 +193,8 @@ def test_a_member_that_inflates_past_its_header_is_rejected_and_nothing_of_it_st
     assert not any(service.store.tmp_dir.iterdir())  # staging cleaned
 
 
-def test_archives_on_an_iso_image_import_with_the_password(run_cli, tmp_path: Path) -> None:
+def test_archives_on_an_iso_image_and_its_loop_device_import_with_the_password(
+        run_cli: RunCli, tmp_path: Path) -> None:
     need_tools("xorriso")
     _encrypted(tmp_path, "CLOUD.ZIP", {"IMG/CT": CT, "IMG/MR": MR}, "19800131", "ZipCrypto")
     medium = tmp_path / "medium"
@@ -206,3 +210,13 @@ def test_archives_on_an_iso_image_import_with_the_password(run_cli, tmp_path: Pa
     assert report["instances"] == {"found": 3, "imported": 3, "duplicates": 0, "verified": 3}
     assert {a["path"]: a["imported"] for a in report["archives"]} == {"CLOUD.ZIP": 2,
                                                                        "OPEN.ZIP": 1}
+    if os.geteuid() != 0:
+        pytest.skip("the same disc as a block device needs root (losetup)")
+    with Loop(iso, read_only=True) as loop:  # the disc in a drive: /dev/sr0 is read the same way
+        code, out, _err = run_cli("import", loop.device, "--archive-password", "19800131",
+                                  "--json")
+    again = json_report(out)
+    assert code == 0
+    assert again["instances"]["found"] == again["instances"]["verified"] == 3
+    assert {a["path"]: a["imported"] for a in again["archives"]} == {"CLOUD.ZIP": 2,
+                                                                      "OPEN.ZIP": 1}
