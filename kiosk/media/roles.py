@@ -10,6 +10,11 @@ coordinator sees the medium:
 3. the first DICOM hit makes it a source. No hit: a stick is a target candidate, a disc is
    ``unknown`` (the kiosk never writes discs).
 
+A zip archive (known by its first bytes; cloud-film downloads, studies sent by e-mail) makes it
+a source when its central directory names DICOM-like files (a ``DICOMDIR``, ``.dcm``, no
+extension) or encrypted ones: one more read of the archive's end, no member is inflated. Where
+the view cannot list an archive (mtools), a zip alone says source.
+
 It can be wrong (DICOM buried under thousands of other files); the coordinator can override the
 role, and an import reports exactly what it found either way.
 """
@@ -23,8 +28,11 @@ from dataclasses import dataclass
 from kiosk.dicom.instance import sniff
 from kiosk.errors import KioskError
 from kiosk.media.medium import MediumKind, MediumView, Role
+from kiosk.sources.archive import ArchiveSource
 from kiosk.sources.contents import classify, describe
-from kiosk.sources.source import EntryKind, Source
+from kiosk.sources.scan_limits import ScanLimits
+from kiosk.sources.source import Entry, EntryKind, Source
+from kiosk.sources.zip_format import looks_like_zip
 
 #: Bytes read from a file to sniff it: the 128-byte preamble and ``DICM``.
 SNIFF_BYTES = 132
@@ -33,9 +41,13 @@ SNIFF_BYTES = 132
 _NOT_DICOM = frozenset({
     "exe", "dll", "ocx", "sys", "inf", "ini", "cfg", "bat", "cmd", "com", "msi", "cab", "js",
     "css", "htm", "html", "xml", "txt", "pdf", "doc", "docx", "rtf", "jpg", "jpeg", "png", "gif",
-    "bmp", "ico", "avi", "mp4", "zip", "rar", "7z", "lnk", "chm", "hlp", "dat", "lic", "manifest",
+    "bmp", "ico", "avi", "mp4", "rar", "7z", "lnk", "chm", "hlp", "dat", "lic", "manifest",
 })
 _LIKELY_DICOM = frozenset({"", "dcm", "dicom", "dic", "ima"})
+
+
+#: An archive the role check lists: a central directory this long is read in well under a second.
+_PROBE_ARCHIVE = ScanLimits(max_archive_members=20_000)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,18 @@ class SourceView:
         """Read the first ``size`` bytes through :meth:`Source.open`."""
         with self.source.open(path) as fh:
             return fh.read(size)
+
+    def archive_holds_dicom(self, path: str) -> bool:
+        """Whether the zip at ``path`` names DICOM-like or encrypted files (its directory only)."""
+        archive = ArchiveSource(self.source, limits=_PROBE_ARCHIVE)
+        try:
+            listing = archive.expand(Entry(path, 0, EntryKind.FILE))
+        finally:
+            archive.close()
+        names = [e.path.rpartition("!/")[2] for e in listing.members]
+        return bool(listing.record["locked"]) or any(
+            _extension(n) in _LIKELY_DICOM or n.rpartition("/")[2].upper() == "DICOMDIR"
+            for n in names)
 
 
 def decide_role(view: MediumView, kind: MediumKind, limits: ProbeLimits = ProbeLimits(),
@@ -130,12 +154,24 @@ def decide_role(view: MediumView, kind: MediumKind, limits: ProbeLimits = ProbeL
             return Role.SOURCE, "DICOM images found"
         if verdict == "maybe" and _extension(path) in _LIKELY_DICOM:
             return Role.SOURCE, "DICOM images found (files without a DICOM preamble)"
+        if verdict == "no" and looks_like_zip(head) and _archive_holds_dicom(view, path):
+            return Role.SOURCE, "a zip archive of DICOM images (imported with what is in it)"
     looked = f"{sniffed} of {len(names)}{'' if complete else '+'} files looked at"
     if kind is MediumKind.OPTICAL:
         instead = describe(classify(names))
         return Role.UNKNOWN, (f"no DICOM images found on the disc ({looked}"
                               f"{': ' + instead if instead else ''})")
     return Role.TARGET, f"no DICOM images found ({looked})"
+
+
+def _archive_holds_dicom(view: MediumView, path: str) -> bool:
+    lister = getattr(view, "archive_holds_dicom", None)
+    if lister is None:
+        return True  # this view cannot list it: a zip on a medium is most likely a study
+    try:
+        return bool(lister(path))
+    except (KioskError, OSError):
+        return False
 
 
 def _likelihood(path: str) -> int:
