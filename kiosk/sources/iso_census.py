@@ -17,7 +17,9 @@ the page cache by pycdlib afterwards) and keeps only a set of folder locations:
 * directory extents far larger than the records in them (gigabytes of "padding"), or path
   tables larger than the folders they list: the same error. Every byte of every directory
   extent is either parsed into counted records, exactly where pycdlib will find them (records
-  crossing blocks and reads included), or charged to this budget unread;
+  crossing blocks and reads included), or charged to this budget unread. Rock Ridge
+  continuation areas, which pycdlib reads and parses again for every record that points at
+  them, are charged to a budget of their own the same way;
 * past the deadline (``max_seconds``): the same error. The clock is read every
   :data:`CHECK_EVERY` reads only, so a normal disc's open costs one reading (the deadline).
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kiosk.errors import DiscTreeLimitError
 from kiosk.sources.scan_limits import MAX_FILES, MAX_SECONDS, ScanLimits
@@ -57,6 +59,17 @@ CHECK_EVERY = 16
 _RECORD_SLACK = 1024
 #: A path table record is 8 bytes plus an identifier of at most 255, one per folder.
 _PATH_TABLE_BYTES_PER_FOLDER = 8 + 256
+#: How a SUSP continuation entry starts (IEEE P1281 5.1: "CE", 28 bytes, version 1): pycdlib
+#: follows no other, so looking for these bytes anywhere finds every area it will read.
+_CE_START, _CE_LENGTH = b"CE\x1c\x01", 28
+#: Continuation bytes per record: what does not fit a record (a long Rock Ridge name, a
+#: symlink) goes on in an area of a few hundred bytes; four times that, and the slack, tells a
+#: real disc from a chain of areas that pycdlib follows again for every record pointing at it.
+_CONTINUATION_BYTES_PER_RECORD = 1024
+#: What following one area costs at least, however short (a read and a parse).
+_CONTINUATION_LINK_BYTES = 64
+
+Area = tuple[int, int, int]  # a continuation area: (logical block, offset, length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,10 @@ class _Budget:
     #: Records and folders of every tree walked so far: what the bytes read may be spent on.
     records: int = 0
     folders: int = 0
+    #: Rock Ridge continuation bytes pycdlib will parse, counted once per record that goes on.
+    continuation_bytes: int = 0
+    #: The continuation entries found in each area read (each area is read once).
+    areas: dict[Area, tuple[Area, ...]] = field(default_factory=dict)
 
     def spend(self, size: int) -> None:
         """Pay for ``size`` bytes of listing: refused when they are far more than the records."""
@@ -100,6 +117,37 @@ class _Budget:
         if self.directory_bytes + size > allowed:
             raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
         self.directory_bytes += size
+
+    def follow_continuations(self, fd: int, record: bytes, block: int) -> None:
+        """Pay for the continuation areas pycdlib will read and parse for ``record``.
+
+        pycdlib follows a record's chain of areas for every record, even when many records
+        point at the same chain (only a loop within one chain is refused), so each visit is
+        paid for; the areas themselves are read once.
+        """
+        pending = list(_continuation_entries(record[33:]))
+        visited: set[Area] = set()
+        while pending:
+            area = pending.pop()
+            if area in visited:
+                continue  # pycdlib refuses a chain that loops
+            visited.add(area)
+            start, offset, length = area
+            self.continuation_bytes += max(length, _CONTINUATION_LINK_BYTES)
+            allowed = _CONTINUATION_BYTES_PER_RECORD * self.records + _SLACK_BYTES
+            if self.continuation_bytes > allowed:
+                raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
+            found = self.areas.get(area)
+            if found is None:
+                found = ()
+                # An area larger than its block is parsed once by pycdlib, then refused: it
+                # goes on nowhere, so it needs paying for, not reading.
+                if offset + length <= block:
+                    self.count_read()
+                    found = tuple(_continuation_entries(
+                        os.pread(fd, length, start * block + offset)))
+                self.areas[area] = found
+            pending.extend(found)
 
     def count_read(self) -> None:
         """Count one read; every :data:`CHECK_EVERY` reads, check the deadline."""
@@ -181,6 +229,7 @@ def _walk(fd: int, vd: bytes, budget: _Budget) -> TreeCensus:
         budget.folders += 1
         depth = max(depth, level)
         for record in _records(fd, extent * block, length, block, budget):
+            budget.follow_continuations(fd, record, block)
             ident = record[33 : 33 + record[32]]
             if ident in (b"\x00", b"\x01"):
                 continue  # "." and ".."
@@ -242,6 +291,17 @@ def _records(fd: int, start: int, length: int, block: int, budget: _Budget) -> I
         offset += size_byte
     # Paid for even though not read: it never reaches pycdlib either, but the rule is simple.
     budget.spend(max(0, length - max(read_to, offset)))
+
+
+def _continuation_entries(data: bytes) -> Iterator[Area]:
+    """The areas named by every SUSP continuation entry in ``data`` (wherever it starts)."""
+    at = data.find(_CE_START)
+    while 0 <= at <= len(data) - _CE_LENGTH:
+        # Block, offset and length, each both-endian: the little-endian halves.
+        yield (int.from_bytes(data[at + 4 : at + 8], "little"),
+               int.from_bytes(data[at + 12 : at + 16], "little"),
+               int.from_bytes(data[at + 20 : at + 24], "little"))
+        at = data.find(_CE_START, at + 1)
 
 
 def _files_message(limits: ScanLimits) -> str:

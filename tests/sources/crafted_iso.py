@@ -35,13 +35,14 @@ def _both_endian16(value: int) -> bytes:
 
 
 def directory_record(ident: bytes, *, extent: int = 0, length: int = 0, folder: bool = False,
-                     size: int = 0) -> bytes:
+                     size: int = 0, system_use: bytes = b"") -> bytes:
     """One directory record (ECMA-119 9.1), padded with zeros to ``size`` bytes if given."""
     body = (b"\x00" + both_endian32(extent) + both_endian32(length)
             + bytes([126, 1, 1, 0, 0, 0, 0])  # 2026-01-01 00:00:00 GMT
             + bytes([2 if folder else 0, 0, 0]) + _both_endian16(1) + bytes([len(ident)]) + ident)
     if len(ident) % 2 == 0:
         body += b"\x00"  # pad so the system use area starts on an even byte
+    body += system_use
     record = bytes([len(body) + 1]) + body
     if size:
         assert len(record) <= size <= 255, (len(record), size)
@@ -80,8 +81,18 @@ def _point_folder_at(image: bytearray, ident: bytes, extent: int, length: int) -
             offset += 8 + name_len + name_len % 2
 
 
+def continuation_entry(block: int, offset: int, length: int) -> bytes:
+    """A SUSP CE entry (IEEE P1281 5.1): the System Use area goes on at block/offset."""
+    return (b"CE\x1c\x01" + both_endian32(block) + both_endian32(offset)
+            + both_endian32(length))
+
+
+#: A Rock Ridge NM entry of 255 bytes that says "the name goes on" (flags 1).
+_NAME_PART = b"NM" + bytes([255, 1, 1]) + b"x" * 250
+
+
 def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
-                      tail: bytes = b"") -> Path:
+                      tail: bytes = b"", ce_chain: int = 0) -> Path:
     """An image whose folder ``/A`` lists ``records`` empty files packed back to back.
 
     Parameters
@@ -95,11 +106,17 @@ def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
         64 KiB read, so a small limit can be bypassed with a small image.
     tail : bytes
         Bytes put right after the records, inside the listing (a malformed record, say).
+    ce_chain : int
+        If given, a chain of that many System Use continuation areas, one per block after the
+        listing, each seven Rock Ridge name parts (1.8 KB) and a CE entry to the next; every
+        record's CE entry points at the first (pycdlib follows the whole chain for each).
     """
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=1, vol_ident="CRAFTED")
-    iso.add_directory("/A")
-    iso.add_fp(io.BytesIO(b"readme\n"), 7, "/README.TXT;1")
+    # Records with System Use entries need a Rock Ridge parent folder (pycdlib checks).
+    iso.new(interchange_level=1, vol_ident="CRAFTED", rock_ridge="1.09" if ce_chain else None)
+    iso.add_directory("/A", rr_name="A" if ce_chain else None)
+    iso.add_fp(io.BytesIO(b"readme\n"), 7, "/README.TXT;1",
+               rr_name="README.TXT" if ce_chain else None)
     buffer = io.BytesIO()
     iso.write_fp(buffer)
     iso.close()
@@ -108,11 +125,23 @@ def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
     root = root_extent(image)
     listing = bytearray(directory_record(b"\x00", extent=extent, folder=True)
                         + directory_record(b"\x01", extent=root, length=BLOCK, folder=True))
+    area = _NAME_PART * 7
+    su = continuation_entry(0, 0, len(area)) if ce_chain else b""
+    each = len(directory_record(b"F0000000.;1", size=record_size, system_use=su))
+    length = -(-(len(listing) + records * each + len(tail)) // BLOCK) * BLOCK
+    first_area = extent + length // BLOCK  # the chain starts right after the listing
+    if ce_chain:
+        su = continuation_entry(first_area, 0, len(area) + 28 * (ce_chain > 1))
     for i in range(records):
-        listing += directory_record(f"F{i:07d}.;1".encode(), size=record_size)
+        listing += directory_record(f"F{i:07d}.;1".encode(), size=record_size, system_use=su)
     listing += tail
-    length = -(-len(listing) // BLOCK) * BLOCK
+    assert length == -(-len(listing) // BLOCK) * BLOCK
     listing += b"\x00" * (length - len(listing))
+    for n in range(ce_chain):
+        link = area
+        if n + 1 < ce_chain:
+            link += continuation_entry(first_area + n + 1, 0, len(area) + 28 * (n + 2 < ce_chain))
+        listing += link + b"\x00" * (BLOCK - len(link))
     listing[2:18] = both_endian32(extent) + both_endian32(length)  # "." is /A itself
     _point_folder_at(image, b"A", extent, length)
     image += listing

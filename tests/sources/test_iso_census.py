@@ -277,3 +277,42 @@ def test_the_udf_tree_of_a_bridge_disc_is_not_parsed_behind_the_census(tmp_path:
     finally:
         tracemalloc.stop()
     assert peak < 2 * 1024 * 1024, peak
+
+
+def test_rock_ridge_continuation_chains_followed_for_every_record_are_charged(
+        tmp_path: Path) -> None:
+    # 100 records whose Rock Ridge entries all go on in the same chain of 100 continuation
+    # areas (180 KB): pycdlib follows the whole chain again for each record (1.2 s, 62 MB
+    # here; 300 x 300 in a 0.7 MB image: 13 s, 408 MB), so the census pays for every visit.
+    image = dense_listing_iso(tmp_path / "chain.iso", 100, ce_chain=100)
+    tracemalloc.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(DiscTreeLimitError) as caught:
+            IsoSource(image)
+        took = time.monotonic() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.limit == "directory_bytes" and "crafted" in caught.value.text
+    assert "篡改" in _chinese(caught.value)
+    assert took < 1 and peak < 2 * 1024 * 1024, (took, peak)
+
+
+def test_a_disc_of_long_rock_ridge_names_in_continuation_areas_still_opens(
+        tmp_path: Path) -> None:
+    # xorriso puts what does not fit a record (a 200-character name) in a continuation area:
+    # real discs with one for every file are well within what the census allows.
+    need_tools("xorriso")
+    tree = tmp_path / "long"
+    tree.mkdir()
+    names = [f"{i:04d}-" + "n" * 195 for i in range(200)]  # libisofs fails at 300 here
+    for name in names:
+        (tree / name).write_bytes(b"x")
+    image = tmp_path / "long.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-o", str(image), str(tree)],
+                   check=True, timeout=120, capture_output=True)
+    assert image.read_bytes().count(b"CE\x1c\x01") > 200  # one per file, one for the root
+    with IsoSource(image) as source:
+        assert source.naming == "rockridge"
+        assert [e.path for e in source.entries()] == names
