@@ -3,11 +3,11 @@
 Lives here: the ``Source`` interface and its entries (``source``), the directory reader
 (``directory``), the ISO9660 reader (``iso``, the one module that imports pycdlib) and the census
 that bounds a disc's tree before it is indexed (``iso_census``), the UDF-only disc reader
-(``udf``, over the UDF structures parsed in ``udf_volume``), the extent reader both use
-(``extents``), the limits on untrusted media (``scan_limits``), the flat DICOMDIR reader
-(``dicomdir``), ``opener`` which picks a source, and the zip archives on a medium read as its
-files (``archive``, over the zip structures in ``zip_format`` and the member stream in
-``zip_member``, the one module that imports fast-zip-decryption).
+(``udf``, over the volume read by ``udf_volume`` from the descriptors of ``udf_descriptors``),
+the extent reader both use (``extents``), the limits on untrusted media (``scan_limits``), the
+flat DICOMDIR reader (``dicomdir``), ``opener`` which picks a source, and the zip archives on a
+medium read as its files (``archive``, over the zip structures in ``zip_format`` and the member
+stream in ``zip_member``, the one module that imports fast-zip-decryption).
 
 May import: :mod:`kiosk.system` (where a file lies on its device), :mod:`kiosk.security`
 (``winzip_aes``: the WinZip AES keystream), config and errors.

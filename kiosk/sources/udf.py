@@ -37,7 +37,7 @@ from kiosk.sources.extents import ExtentReader
 from kiosk.sources.iso_census import CHECK_EVERY, max_records, time_limit_error
 from kiosk.sources.scan_limits import MAX_FILES, ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
-from kiosk.sources.udf_volume import (
+from kiosk.sources.udf_descriptors import (
     FID_DIRECTORY,
     FID_HIDDEN,
     FT_DIRECTORY,
@@ -49,10 +49,10 @@ from kiosk.sources.udf_volume import (
     FileEntry,
     UdfDamaged,
     UdfUnsupported,
-    Volume,
     has_udf_vrs,
     parse_fids,
 )
+from kiosk.sources.udf_volume import Volume
 
 __all__ = ["UdfSource", "UdfUnsupportedError", "is_udf"]
 

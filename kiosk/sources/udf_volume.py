@@ -1,11 +1,10 @@
-"""UDF on disc, in bytes: the volume, its partitions, file entries and folder listings.
+"""A UDF logical volume on a disc: its anchor, volume descriptors, partitions and file entries.
 
 What :class:`kiosk.sources.udf.UdfSource` needs to read a UDF-only disc (ECMA-167 3rd edition
 as profiled by OSTA UDF 1.02-2.60: what Windows, Nero and PACS burners write), parsed with
 :mod:`struct` straight from ``pread`` so that every length a crafted disc claims is checked
-before it is used:
+before it is used (the descriptors themselves: :mod:`kiosk.sources.udf_descriptors`):
 
-* the volume recognition sequence (``BEA01``, ``NSR02``/``NSR03``, ``TEA01``) from byte 32768;
 * the Anchor Volume Descriptor Pointer at sector 256 (else N-256, else N-1), the main volume
   descriptor sequence (else the reserve one): Primary, Partition and Logical Volume
   descriptors, through Volume Descriptor Pointers;
@@ -13,8 +12,7 @@ before it is used:
   metadata (UDF 2.50+, through the metadata file, else its mirror). Virtual partitions (VAT,
   incrementally written CD-R) are refused with :class:`UdfUnsupported`;
 * File Entries and Extended File Entries with short, long or embedded allocation
-  descriptors, continued through Allocation Extent Descriptors;
-* File Identifier Descriptors and their OSTA CS0 names.
+  descriptors, continued through Allocation Extent Descriptors.
 
 Every descriptor's tag checksum, CRC and location are checked. Errors are raised as
 :class:`UdfDamaged` or :class:`UdfUnsupported` (the source words them for the coordinator);
@@ -23,35 +21,28 @@ Every descriptor's tag checksum, CRC and location are checked. Errors are raised
 
 from __future__ import annotations
 
-import binascii
-import bisect
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from kiosk.sources.extents import HOLE
+from kiosk.sources.udf_descriptors import (
+    AD_EMBEDDED,
+    AD_EXTENDED,
+    AD_LONG,
+    AD_SHORT,
+    FT_METADATA,
+    FT_METADATA_MIRROR,
+    HOLE,
+    Extent,
+    FileEntry,
+    Partition,
+    Pread,
+    UdfDamaged,
+    UdfUnsupported,
+    decode_dstring,
+    tag_ok,
+)
 
-__all__ = [
-    "AD_EMBEDDED",
-    "HOLE",
-    "Extent",
-    "Fid",
-    "FileEntry",
-    "Partition",
-    "UdfDamaged",
-    "UdfUnsupported",
-    "Volume",
-    "decode_dstring",
-    "decode_name",
-    "has_udf_vrs",
-    "parse_fids",
-]
+__all__ = ["Volume"]
 
-#: Reads ``(length, offset)`` from the image or device (``os.pread`` with the deadline checked).
-Pread = Callable[[int, int], bytes]
-
-#: The volume recognition sequence starts at byte 32768 (sector 16 of 2048 bytes).
-_VRS_START = 32768
 #: Sector sizes a UDF medium may have: DVDs and CDs 2048, hard disks and sticks 512 or 4096.
 _SECTOR_SIZES = (2048, 512, 4096, 1024)
 #: Descriptors of a volume descriptor sequence read at most (the spec asks for 16 sectors).
@@ -60,200 +51,11 @@ _MAX_VDS_DESCRIPTORS = 256
 _MAX_VDS_HOPS = 8
 #: Allocation Extent Descriptors one file may chain through.
 _MAX_AED_HOPS = 4096
-
 # Tag identifiers (ECMA-167 3/7.2.1, 4/7.2.1).
 TAG_PVD, TAG_AVDP, TAG_VDP, TAG_PD, TAG_LVD, TAG_TD = 1, 2, 3, 5, 6, 8
-TAG_FSD, TAG_FID, TAG_AED, TAG_FE, TAG_EFE = 256, 257, 258, 261, 266
-
-#: Allocation descriptor forms (ICB tag flags & 7).
-AD_SHORT, AD_LONG, AD_EXTENDED, AD_EMBEDDED = 0, 1, 2, 3
+TAG_FSD, TAG_AED, TAG_FE, TAG_EFE = 256, 258, 261, 266
 #: Extent types (the top two bits of an extent length).
-_RECORDED, _NOT_RECORDED, _NOT_ALLOCATED, _CONTINUATION = 0, 1, 2, 3
-
-#: File types (ICB tag, ECMA-167 4/14.6.6; UDF 2.60 3.3.2.1.1).
-FT_DIRECTORY, FT_FILE, FT_SYMLINK, FT_REALTIME = 4, 5, 12, 249
-FT_METADATA, FT_METADATA_MIRROR = 250, 251
-
-#: File characteristics (ECMA-167 4/14.4.3).
-FID_HIDDEN, FID_DIRECTORY, FID_DELETED, FID_PARENT = 0x01, 0x02, 0x04, 0x08
-
-
-class UdfDamaged(Exception):
-    """The disc's UDF structures are missing, inconsistent or garbage (``str`` says where)."""
-
-
-class UdfUnsupported(Exception):
-    """A valid UDF disc that uses a feature this reader does not implement."""
-
-
-@dataclass(frozen=True, slots=True)
-class Extent:
-    """One allocation descriptor: ``length`` bytes at ``block`` of partition ``partition``."""
-
-    kind: int
-    length: int
-    block: int
-    partition: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """What one File Entry or Extended File Entry says about a file."""
-
-    file_type: int
-    size: int
-    ad_form: int
-    #: Allocation descriptors (continuations already followed), or () for embedded data.
-    extents: tuple[Extent, ...]
-    #: For embedded data: where the bytes are on the medium (absolute byte offset).
-    embedded_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fid:
-    """One File Identifier Descriptor of a folder listing (parents and deleted ones dropped)."""
-
-    name: str
-    characteristics: int
-    #: The file's ICB: logical block and partition reference number.
-    block: int
-    partition: int
-
-
-def _tag_ok(data: bytes, tag_id: int, location: int | None) -> bool:
-    """Whether ``data`` starts with a valid descriptor tag of kind ``tag_id``."""
-    if len(data) < 16:
-        return False
-    ident, _version, checksum, _r, _serial, crc, crc_len, where = struct.unpack_from(
-        "<HHBBHHHI", data)
-    if ident != tag_id or (sum(data[0:4]) + sum(data[5:16])) & 0xFF != checksum:
-        return False
-    if location is not None and where != location:
-        return False
-    # The CRC covers crc_len bytes after the tag; a length past the buffer is itself damage.
-    if 16 + crc_len > len(data):
-        return False
-    return binascii.crc_hqx(data[16 : 16 + crc_len], 0) == crc
-
-
-def has_udf_vrs(pread: Pread) -> bool:
-    """Whether the medium carries a UDF volume recognition sequence (ECMA-167 2/8.3, 3/9.1).
-
-    A Beginning Extended Area descriptor (``BEA01``), then ``NSR02`` or ``NSR03``, before the
-    Terminating Extended Area descriptor (``TEA01``); ISO9660 descriptors (``CD001``) may come
-    first (a UDF bridge disc). Descriptors are 2048 bytes apart, or a sector apart on media
-    with larger sectors.
-    """
-    for step in (2048, 4096):
-        in_extended_area = False
-        for n in range(64):
-            data = pread(7, _VRS_START + n * step)
-            if len(data) < 7 or data[6] != 1:
-                break
-            ident = data[1:6]
-            if ident == b"BEA01":
-                in_extended_area = True
-            elif ident in (b"NSR02", b"NSR03") and in_extended_area:
-                return True
-            elif ident == b"TEA01":
-                in_extended_area = False
-            elif ident not in (b"CD001", b"BOOT2", b"CDW02"):
-                break
-    return False
-
-
-def decode_dstring(field: bytes) -> str:
-    """A d-string (ECMA-167 1/7.2.12): CS0 text whose used length is in its last byte."""
-    used = field[-1] if field else 0
-    if used < 1 or used > len(field) - 1:
-        return ""
-    return decode_name(field[:used])
-
-
-def decode_name(raw: bytes) -> str:
-    """OSTA CS0 compressed Unicode (UDF 2.1.1): a compression byte, then 8- or 16-bit units.
-
-    8-bit units are Unicode code points U+0000-U+00FF, as the Linux driver and 7-Zip read
-    them; 16-bit units are UCS-2 big endian, and a lone surrogate (never valid) becomes
-    U+FFFD so every name can be stored as UTF-8. An unknown compression byte gives "".
-    """
-    if not raw:
-        return ""
-    comp, body = raw[0], raw[1:]
-    if comp in (8, 254):
-        return body.decode("latin-1")
-    if comp in (16, 255):
-        return body[: len(body) & ~1].decode("utf-16-be", "replace")
-    return ""
-
-
-@dataclass(slots=True)
-class Partition:
-    """One entry of the logical volume's partition map, mapping its blocks to byte offsets."""
-
-    kind: str  # "physical", "sparable" or "metadata"
-    number: int
-    start: int  # first sector of the physical partition
-    length: int  # sectors
-    block_size: int
-    #: Sparable: packet length and sorted (original, mapped) packet starts.
-    packet: int = 0
-    spared: tuple[tuple[int, int], ...] = ()
-    #: Metadata: the metadata file's runs as (first metadata block, sector, blocks), sorted.
-    runs: tuple[tuple[int, int, int], ...] = ()
-
-    def runs_of(self, block: int, blocks: int) -> list[tuple[int, int]]:
-        """Byte runs ``(offset, length)`` on the medium of ``blocks`` blocks from ``block``.
-
-        Raises
-        ------
-        UdfDamaged
-            The blocks lie outside the partition (or the metadata file).
-        """
-        bs = self.block_size
-        if self.kind == "metadata":
-            return self._metadata_runs(block, blocks)
-        if block < 0 or block + blocks > self.length:
-            raise UdfDamaged(f"blocks {block}+{blocks} lie outside partition {self.number}")
-        if self.kind == "sparable" and self.spared:
-            return self._spared_runs(block, blocks)
-        return [((self.start + block) * bs, blocks * bs)]
-
-    def _spared_runs(self, block: int, blocks: int) -> list[tuple[int, int]]:
-        # Only packets the sparing table relocated are split off; the rest stays one run.
-        bs, out = self.block_size, []
-        first_packet = block - block % self.packet
-        i = bisect.bisect_left(self.spared, (first_packet, -1))
-        pos, end = block, block + blocks
-        while pos < end:
-            if i < len(self.spared) and self.spared[i][0] <= pos:
-                original, mapped = self.spared[i]
-                stop = min(end, original + self.packet)
-                if pos < stop:
-                    out.append(((mapped + pos - original) * bs, (stop - pos) * bs))
-                    pos = stop
-                i += 1
-                continue
-            stop = min(end, self.spared[i][0]) if i < len(self.spared) else end
-            out.append(((self.start + pos) * bs, (stop - pos) * bs))
-            pos = stop
-        return out
-
-    def _metadata_runs(self, block: int, blocks: int) -> list[tuple[int, int]]:
-        bs, out = self.block_size, []
-        i = bisect.bisect_right(self.runs, (block, 1 << 62, 0)) - 1
-        pos, end = block, block + blocks
-        while pos < end:
-            if i < 0 or i >= len(self.runs):
-                raise UdfDamaged(f"metadata block {pos} lies outside the metadata file")
-            first, sector, count = self.runs[i]
-            if not first <= pos < first + count:
-                raise UdfDamaged(f"metadata block {pos} lies outside the metadata file")
-            take = min(end, first + count) - pos
-            out.append(((sector + pos - first) * bs, take * bs))
-            pos += take
-            i += 1
-        return out
+_RECORDED, _CONTINUATION = 0, 3
 
 
 class Volume:
@@ -283,7 +85,7 @@ class Volume:
         self.size = size
         self.block_size, anchor = self._find_anchor()
         self.primary = b""  # the Primary Volume Descriptor, to tell this disc from another
-        self.primary_at = 0
+        self.primary_at = self._lvd_at = 0
         descriptors = self._sequence(anchor)
         self.label: str | None = None
         self.partitions: list[Partition] = []
@@ -320,7 +122,7 @@ class Volume:
                 if sector < 256 or (sector + 1) * bs > self.size:
                     continue
                 data = self._pread(512, sector * bs)
-                if _tag_ok(data, TAG_AVDP, sector):
+                if tag_ok(data, TAG_AVDP, sector):
                     return bs, data
         raise UdfDamaged("no Anchor Volume Descriptor Pointer at sector 256 or at the end")
 
@@ -347,7 +149,7 @@ class Volume:
                 raise UdfDamaged("the volume descriptor sequence does not end")
             data = self.read(sector * bs, bs)
             ident = struct.unpack_from("<H", data)[0]
-            if ident == TAG_TD or not _tag_ok(data, ident, sector):
+            if ident == TAG_TD or not tag_ok(data, ident, sector):
                 # An unreadable descriptor ends the sequence, as in the Linux driver: what
                 # came before it may be all that is needed (checked below).
                 break
@@ -367,6 +169,8 @@ class Volume:
                 found[ident] = data
                 if ident == TAG_PVD:
                     self.primary, self.primary_at = data, sector * bs
+                else:
+                    self._lvd_at = sector * bs
             sector += 1
         if TAG_LVD not in found or not partitions:
             raise UdfDamaged("the volume descriptors name no logical volume or no partition")
@@ -377,6 +181,8 @@ class Volume:
 
     def _setup(self, found: dict[int, bytes], max_extents: int) -> None:
         lvd = found[TAG_LVD]
+        if not self.primary:  # no Primary Volume Descriptor: the logical volume's tells discs apart
+            self.primary, self.primary_at = lvd, self._lvd_at
         block_size, = struct.unpack_from("<I", lvd, 212)
         if block_size != self.block_size:
             raise UdfUnsupported(f"logical blocks of {block_size} bytes on "
@@ -420,7 +226,7 @@ class Volume:
         # The File Set Descriptor is where the logical volume contents use field says.
         _length, fsd_block, fsd_partition = struct.unpack_from("<IIH", lvd, 248)
         _offset, fsd = self.block(fsd_partition, fsd_block)
-        if not _tag_ok(fsd, TAG_FSD, fsd_block):
+        if not tag_ok(fsd, TAG_FSD, fsd_block):
             raise UdfDamaged("the file set descriptor is damaged")
         _length, root_block, root_partition = struct.unpack_from("<IIH", fsd, 400)
         self.root = (root_partition, root_block)
@@ -443,7 +249,7 @@ class Volume:
         for i in range(min(tables, 4)):
             location, = struct.unpack_from("<I", entry, 48 + 4 * i) if 52 + 4 * i <= 64 else (0,)
             data = self.read(location * self.block_size, blocks * self.block_size)
-            if not _tag_ok(data, 0, location) or data[17:35] != b"*UDF Sparing Table":
+            if not tag_ok(data, 0, location) or data[17:35] != b"*UDF Sparing Table":
                 continue  # the other copies are there for exactly this
             entries, = struct.unpack_from("<H", data, 48)
             spared = []
@@ -498,7 +304,7 @@ class Volume:
         """
         offset, data = self.block(partition, block)
         ident = struct.unpack_from("<H", data)[0]
-        if ident not in (TAG_FE, TAG_EFE) or not _tag_ok(data, ident, block):
+        if ident not in (TAG_FE, TAG_EFE) or not tag_ok(data, ident, block):
             raise UdfDamaged(f"no valid file entry at block {block} of partition {partition}")
         file_type = data[27]
         flags, = struct.unpack_from("<H", data, 34)
@@ -544,7 +350,7 @@ class Volume:
                 raise UdfDamaged("a file's allocation extent descriptors form a loop")
             seen.add(next_area)
             _offset, data = self.block(*next_area)
-            if not _tag_ok(data, TAG_AED, next_area[1]):
+            if not tag_ok(data, TAG_AED, next_area[1]):
                 raise UdfDamaged(f"the allocation extent descriptor at block {next_area[1]} "
                                  "is damaged")
             ad_length, = struct.unpack_from("<I", data, 20)
@@ -597,43 +403,3 @@ def _merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((offset, length))
     return out
-
-
-def parse_fids(data: bytes) -> tuple[list[Fid], int, int]:
-    """The complete File Identifier Descriptors at the start of a piece of a folder listing.
-
-    A listing is read in chunks, so the last descriptor of ``data`` may be cut off: parsing
-    stops before it, and the caller passes the rest again with the next chunk. Parent and
-    deleted entries are parsed and dropped, as a mount does.
-
-    Returns
-    -------
-    tuple
-        ``(fids, used, parsed)``: the live FIDs, the bytes of ``data`` they and the dropped
-        ones took, and how many descriptors that was in all.
-
-    Raises
-    ------
-    UdfDamaged
-        A complete descriptor in the listing is not a valid FID.
-    """
-    fids: list[Fid] = []
-    pos = parsed = 0
-    while pos + 38 <= len(data):
-        name_length = data[pos + 19]
-        iu_length, = struct.unpack_from("<H", data, pos + 36)
-        end = pos + 38 + iu_length + name_length
-        padded = end + (-(end - pos) % 4)  # the tag's CRC covers the padding too
-        if padded > len(data):
-            break  # the rest comes with the next chunk
-        if not _tag_ok(data[pos:padded], TAG_FID, None):
-            raise UdfDamaged("a folder listing holds something that is not a file identifier")
-        characteristics = data[pos + 18]
-        block, partition = struct.unpack_from("<IH", data, pos + 24)
-        raw = data[pos + 38 + iu_length : end]
-        pos = padded
-        parsed += 1
-        if characteristics & (FID_PARENT | FID_DELETED) or not raw:
-            continue
-        fids.append(Fid(decode_name(raw), characteristics, block, partition))
-    return fids, min(pos, len(data)), parsed

@@ -29,7 +29,7 @@ from kiosk.sources.iso import IsoSource
 from kiosk.sources.opener import open_source
 from kiosk.sources.source import Entry, EntryKind
 from kiosk.sources.udf import UdfSource, UdfUnsupportedError
-from kiosk.sources.udf_volume import Partition, UdfDamaged
+from kiosk.sources.udf_descriptors import Partition, UdfDamaged
 from tests.sources.udf_images import (
     bridge_image,
     fe_at,
