@@ -346,3 +346,24 @@ def test_kiosk_import_of_a_udf_disc_with_an_unreadable_entry_reports_it(
     assert report["rejected"] == [{"path": "README.TXT", "reason": "unreadable directory entry"}]
     assert report["complete"] is True
     assert report["instances"]["found"] == report["instances"]["verified"] == 1
+
+
+def test_names_no_mount_could_show_are_made_safe_and_kept_apart(good: bytearray,
+                                                                 tmp_path: Path) -> None:
+    # README.TXT (8-bit CS0, 11 bytes) becomes 16-bit CS0 holding a lone surrogate and a "/".
+    readme = fid_at(good, "README.TXT")
+    good[readme + 38 : readme + 49] = b"\x10" + b"\xd8\x00" + "a/b.".encode("utf-16-be")
+    retag(good, readme)
+    # Folder A lists one name three times, and "..", all for IM0002.dcm's entry.
+    target = fe_at(good, fid_at(good, "IM0002.dcm")) // 2048 - partition_start(good)
+    listing = b"".join(fid(name, target) for name in ("SAME", "SAME", "..", "SAME"))
+    point_at(good, fe_at(good, fid_at(good, "A")), grow_partition(good, listing), len(listing))
+    with UdfSource(_write(tmp_path, good)) as src:
+        paths = [e.path for e in src.entries()]
+        assert paths == ["A/SAME", "A/SAME~2", "A/SAME~3", "A/__", "\ufffda_b."]
+        json.dumps(paths, ensure_ascii=False).encode("utf-8")  # storable in the report as is
+        with src.open("\ufffda_b.") as f:
+            assert f.read() == FILES["README.TXT"]
+        for path in paths[:4]:
+            with src.open(path) as f:
+                assert f.read() == FILES["A/IM0002.dcm"]
