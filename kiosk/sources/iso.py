@@ -3,10 +3,12 @@
 The CI machines have no iso9660 in the kernel, and a kiosk should not need root to look at an
 ``.iso`` file, so discs can also be read in user space. This is the only module that imports
 :mod:`pycdlib`, and it only uses it to *parse the directory tree*: when an :class:`IsoSource` is
-built, the whole tree is turned into an index of entries and their byte extents, and pycdlib is
-closed again. File contents are then read straight from the image or device with ``pread`` on a
-file descriptor of their own, because pycdlib's ``open_file_from_iso`` shares one seek position
-between all open files and so cannot serve the importer's parallel reader threads.
+built, the whole tree is turned into an index of entries and their byte extents (each file's
+:attr:`~kiosk.sources.source.Entry.location` is where its first extent starts, so the importer
+can read in disc order), and pycdlib is closed again. File contents are then read straight from
+the image or device with ``pread`` on a file descriptor of their own, because pycdlib's
+``open_file_from_iso`` shares one seek position between all open files and so cannot serve the
+importer's parallel reader threads.
 
 Names follow what a Linux mount would show, in this order of preference: Rock Ridge names when
 the disc has Rock Ridge, else Joliet names, else the plain ISO9660 names without their ``;1``
@@ -95,13 +97,15 @@ class IsoSource:
         An ``.iso`` file or a block device (``/dev/sr0``, ``/dev/loop3``) holding ISO9660.
     limits : ScanLimits, optional
         The ``[import]`` limits: the directory tree is counted against ``max_files`` and
-        ``max_seconds`` (:mod:`kiosk.sources.iso_census`) before pycdlib indexes it. Default: the
+        ``max_seconds`` (:mod:`kiosk.sources.iso_census`) before pycdlib indexes it, and
+        counting, parsing and indexing share one ``max_seconds`` deadline. Default: the
         default limits.
 
     Raises
     ------
     DiscTreeLimitError
-        The tree is past the limits, loops, or its listings are far larger than their records.
+        The tree is past the limits, loops, or its listings are far larger than their records;
+        or opening it took longer than ``max_seconds``.
     SourceError
         If ``path`` cannot be opened, is empty (no disc in the drive, detached loop device) or
         does not hold a readable ISO9660 file system.
