@@ -34,7 +34,10 @@ import pydicom.uid
 from pydicom.charset import convert_encodings, decode_bytes, default_encoding
 from pydicom.values import TEXT_VR_DELIMS
 
-__all__ = ["FIELDS", "META_FIELDS", "Elements", "Fallback", "Scan", "scan", "scan_elements"]
+from kiosk.dicom.deflate import DEFLATED_SYNTAXES
+
+__all__ = ["FIELDS", "META_FIELDS", "Elements", "Fallback", "Scan", "deflated_data_set", "scan",
+           "scan_elements"]
 
 # --- what the kiosk reads ----------------------------------------------------------------------
 
@@ -82,8 +85,7 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 # endian: the encapsulated ones (JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE, MPEG...). pydicom reads
 # *any* syntax it does not single out as explicit VR LE, so a few current ones it does not list
 # yet are added. Deflated data sets (1.2.840.10008.1.2.1.99 and the JPIP "Referenced Deflate"
-# syntaxes) are not, nor are implicit VR and big endian.
-_DEFLATED = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"}
+# syntaxes) are scanned only once inflated (``inflated=True``); implicit VR and big endian never.
 _TRANSFER_SYNTAXES = frozenset(
     {str(ts) for ts in pydicom.uid.AllTransferSyntaxes
      if not ts.is_implicit_VR and ts.is_little_endian and not ts.is_deflated}
@@ -94,7 +96,7 @@ _TRANSFER_SYNTAXES = frozenset(
         "1.2.840.10008.1.2.4.112",  # JPEG XL
         "1.2.840.10008.1.2.8.1",  # Deflated Image Frame Compression (frames only)
     }
-) - _DEFLATED
+) - DEFLATED_SYNTAXES
 
 # --- element layout (PS3.5 7.1.2) --------------------------------------------------------------
 
@@ -182,7 +184,8 @@ def _past_end(complete: bool, what: str) -> _Decline:
 
 # --- the scan ----------------------------------------------------------------------------------
 
-def scan(data: bytes | bytearray | memoryview, *, complete: bool) -> Scan | Fallback:
+def scan(data: bytes | bytearray | memoryview, *, complete: bool,
+         inflated: bool = False) -> Scan | Fallback:
     """Scan a Part 10 header in explicit VR little endian, stopping at the pixel data.
 
     Parameters
@@ -191,6 +194,9 @@ def scan(data: bytes | bytearray | memoryview, *, complete: bool) -> Scan | Fall
         The start of the file (or all of it).
     complete : bool
         True if `data` is the whole file: a header without pixel data may then end at its end.
+    inflated : bool
+        `data` is a deflated file's preamble and File Meta Information followed by its data
+        set already inflated (see :func:`deflated_data_set`); offsets count in those bytes.
 
     Returns
     -------
@@ -205,14 +211,14 @@ def scan(data: bytes | bytearray | memoryview, *, complete: bool) -> Scan | Fall
         return Fallback("pydicom configuration is not the default")
     try:
         with memoryview(data) as buf:
-            found, meta, pixel_offset = _scan(buf, complete, _WANTED)
+            found, meta, pixel_offset = _scan(buf, complete, _WANTED, inflated)
             return _values(buf, found, meta, pixel_offset)
     except _Decline as stop:
         return stop.fallback
 
 
 def scan_elements(data: bytes | bytearray | memoryview, wanted: Mapping[int, tuple[str, bytes]],
-                  *, complete: bool) -> Elements | Fallback:
+                  *, complete: bool, inflated: bool = False) -> Elements | Fallback:
     """Like :func:`scan`, but return the undecoded values of the ``wanted`` elements.
 
     Parameters
@@ -224,6 +230,8 @@ def scan_elements(data: bytes | bytearray | memoryview, wanted: Mapping[int, tup
         VR makes the scan decline (pydicom would convert it differently).
     complete : bool
         True if `data` is the whole file.
+    inflated : bool
+        As for :func:`scan`.
 
     Returns
     -------
@@ -238,11 +246,41 @@ def scan_elements(data: bytes | bytearray | memoryview, wanted: Mapping[int, tup
         return Fallback("pydicom configuration is not the default")
     try:
         with memoryview(data) as buf:
-            found, meta, pixel_offset = _scan(buf, complete, wanted)
+            found, meta, pixel_offset = _scan(buf, complete, wanted, inflated)
             return Elements({tag: bytes(buf[start:end]) for tag, (start, end) in found.items()},
                             meta, pixel_offset)
     except _Decline as stop:
         return stop.fallback
+
+
+def deflated_data_set(data: bytes | bytearray | memoryview, *, complete: bool) -> int | None:
+    """Where a deflated file's deflate stream starts: the end of its File Meta Information.
+
+    Parameters
+    ----------
+    data : bytes-like
+        The start of the file: a Part 10 file, or File Meta Information without a preamble.
+    complete : bool
+        True if `data` is the whole file.
+
+    Returns
+    -------
+    int
+        The offset, when the transfer syntax is one of
+        :data:`~kiosk.dicom.deflate.DEFLATED_SYNTAXES`.
+    None
+        Another transfer syntax, or File Meta Information this scan does not read (pydicom's
+        read then finds out).
+
+    Never raises.
+    """
+    try:
+        with memoryview(data) as buf:
+            start = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
+            meta, end, _last = _scan_meta(buf, start, complete)
+    except _Decline:
+        return None
+    return end if meta.get("TransferSyntaxUID") in DEFLATED_SYNTAXES else None
 
 
 def _pydicom_is_default() -> bool:
@@ -258,19 +296,32 @@ def _pydicom_is_default() -> bool:
             and hooks.raw_element_value is pydicom.hooks.raw_element_value)
 
 
-def _scan(buf: memoryview, complete: bool, wanted: Mapping[int, tuple[str, bytes]]
-          ) -> tuple[dict[int, tuple[int, int]], dict[str, str], int]:
+def _scan(buf: memoryview, complete: bool, wanted: Mapping[int, tuple[str, bytes]],
+          inflated: bool = False) -> tuple[dict[int, tuple[int, int]], dict[str, str], int]:
     """Walk the header: (wanted tag -> value span, file meta UIDs, pixel data offset)."""
     n = len(buf)
     if n < 132:
         raise _past_end(complete, "the preamble")
     if buf[128:132] != b"DICM":
         raise _Decline("no DICM prefix (not a Part 10 file)")
+    meta, pos, previous = _scan_meta(buf, 132, complete)
+    ts = meta.get("TransferSyntaxUID")
+    if inflated:
+        if ts not in DEFLATED_SYNTAXES:
+            raise _Decline(f"transfer syntax {ts or 'missing'} is not a deflated one")
+    elif ts not in _TRANSFER_SYNTAXES or ts in pydicom.uid.PrivateTransferSyntaxes:
+        raise _Decline(f"transfer syntax {ts or 'missing'} is not explicit VR little endian")
+    found, pixel_offset = _scan_data_set(buf, pos, previous, complete, wanted)
+    return found, meta, pixel_offset
 
+
+def _scan_meta(buf: memoryview, pos: int, complete: bool) -> tuple[dict[str, str], int, int]:
+    """The File Meta Information from ``pos``: (its UIDs by keyword, its end, its last tag)."""
     # File Meta Information (PS3.10 7.1): group 0002, always explicit VR little endian. Like
     # pydicom, it ends at the first element of another group; the group length is not used.
+    n = len(buf)
     meta: dict[str, str] = {}
-    pos, previous = 132, -1
+    previous = -1
     while True:
         if pos + 8 > n:
             raise _past_end(complete, "the file meta information")
@@ -307,11 +358,17 @@ def _scan(buf: memoryview, complete: bool, wanted: Mapping[int, tuple[str, bytes
         previous, pos = tag, end
     if previous == -1:
         raise _Decline("no file meta information")
-    ts = meta.get("TransferSyntaxUID")
-    if ts not in _TRANSFER_SYNTAXES or ts in pydicom.uid.PrivateTransferSyntaxes:
-        raise _Decline(f"transfer syntax {ts or 'missing'} is not explicit VR little endian")
+    return meta, pos, previous
 
-    # The data set, top level only (PS3.5 7.1.2), up to the first pixel data element.
+
+def _scan_data_set(buf: memoryview, pos: int, previous: int, complete: bool,
+                   wanted: Mapping[int, tuple[str, bytes]]
+                   ) -> tuple[dict[int, tuple[int, int]], int]:
+    """The data set from ``pos``, top level only (PS3.5 7.1.2), up to the first pixel data.
+
+    Returns the value span of each wanted tag and the offset of the pixel data (or the end).
+    """
+    n = len(buf)
     found: dict[int, tuple[int, int]] = {}
     header = _HEADER
     long_vrs, short_vrs, pixel_tags = _LONG_VRS, _SHORT_VRS, _PIXEL_TAGS
@@ -353,7 +410,7 @@ def _scan(buf: memoryview, complete: bool, wanted: Mapping[int, tuple[str, bytes
                 raise _Decline(f"{want[0]} has VR {vr.decode('latin-1')}, not {want[1].decode()}")
             found[tag] = (start, end)
         pos = end
-    return found, meta, pos
+    return found, pos
 
 
 def _skip_sequence(buf: memoryview, pos: int, complete: bool, depth: int) -> int:

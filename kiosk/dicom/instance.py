@@ -11,17 +11,22 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, cast
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import UID
+from pydicom.tag import BaseTag
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from kiosk.dicom import header_scan
+from kiosk.dicom import header_scan, pixel_data
+from kiosk.dicom.deadline import Deadline, TimeLimitReached
+from kiosk.dicom.deflate import InflatedFile, InflateError
 
 # pydicom warns about every oddity on real-world media; the import report carries what matters.
 # A module-level filter (not catch_warnings, which is not thread-safe) keeps stderr readable.
@@ -35,13 +40,11 @@ DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 #: copy instead, so the source is still read only once.
 HEAD_BYTES = 4 * 1024 * 1024
 
-_UNDEFINED = 0xFFFFFFFF
-_ITEM = 0xFFFEE000
-_SEQ_DELIM = 0xFFFEE0DD
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
-# Explicit VRs whose length field is 4 bytes after 2 reserved bytes (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
-             b"UV"}
+
+__all__ = ["DICOMDIR_SOP_CLASS", "HEAD_BYTES", "InstanceHeader", "NotReadable", "TimeLimitReached",
+           "check_pixel_data", "expected_pixel_bytes", "parse_header", "parse_header_bytes",
+           "read_header", "read_header_dataset", "scan_header", "sniff", "uid_name"]
 
 
 class NotReadable(Exception):
@@ -103,12 +106,16 @@ class InstanceHeader:
     bits_allocated: int | None
     number_of_frames: int | None
     photometric: str
-    #: Byte offset of the pixel data element (or end of header) in the file.
+    #: Byte offset of the pixel data element (or end of header) in the file; for a deflated
+    #: data set, in the inflated data set.
     pixel_offset: int
     #: Who made the instance (the issuing hospital, for the quirks report); "" when absent.
     institution_name: str = ""
     #: False for a file without the 128-byte preamble and ``DICM`` (read with ``force``).
     has_preamble: bool = True
+    #: Deflated transfer syntaxes (PS3.5 A.5): the file offset of the deflate stream, which
+    #: holds the whole data set; None for every other syntax.
+    deflated_at: int | None = None
 
 
 def _text(value: object) -> str:
@@ -131,7 +138,7 @@ def _int(value: object) -> int | None:
 
 def _build_header(get: Callable[[str], object], meta_get: Callable[[str, str], object], *,
                   patient_name_raw: bytes, charset: str | list[str] | None, transfer_syntax: str,
-                  pixel_offset: int) -> InstanceHeader:
+                  pixel_offset: int, deflated_at: int | None = None) -> InstanceHeader:
     """The header from ``get(keyword)`` values; shared by the pydicom and the fast path."""
     return InstanceHeader(
         sop_class_uid=_text(get("SOPClassUID")) or str(meta_get("MediaStorageSOPClassUID", "")),
@@ -159,15 +166,18 @@ def _build_header(get: Callable[[str], object], meta_get: Callable[[str, str], o
         photometric=_text(get("PhotometricInterpretation")),
         pixel_offset=pixel_offset,
         institution_name=_text(get("InstitutionName")),
+        deflated_at=deflated_at,
     )
 
 
-def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
+def parse_header(fp: BinaryIO, *, force: bool, deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> InstanceHeader:
     """Parse an instance header, stopping before the pixel data.
 
-    The common case (a Part 10 file in explicit VR little endian, natively or encapsulated) is
-    scanned by :mod:`kiosk.dicom.header_scan`; everything else is read by pydicom. Both give the
-    same header (``tests/dicom/test_header_scan.py``).
+    The common case (a Part 10 file in explicit VR little endian, natively, encapsulated or
+    deflated) is scanned by :mod:`kiosk.dicom.header_scan`; everything else is read by pydicom.
+    Both give the same header (``tests/dicom/test_header_scan.py``). A deflated data set is
+    inflated as it is read, never whole (:mod:`kiosk.dicom.deflate`).
 
     Parameters
     ----------
@@ -175,15 +185,20 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
         Positioned at the start of the file.
     force : bool
         True for files without the ``DICM`` preamble (``sniff`` said "maybe").
+    deadline, clock : float or None, callable
+        The import's deadline on ``clock``, for inflating a deflated header.
 
     Raises
     ------
     NotReadable
         The header cannot be parsed, or it lacks the identifiers an instance must have.
+    TimeLimitReached
+        The deadline passed while a deflated header was inflated.
     """
-    header = None if force else scan_header(fp)
+    budget = Deadline(deadline, clock)
+    header = None if force else scan_header(fp, deadline=budget)
     if header is None:
-        header = read_header(fp, force=force)
+        header = _read_header(fp, force=force, max_reads=MAX_HEADER_READS, deadline=budget)
         if force:
             header = replace(header, has_preamble=False)
     if header.sop_class_uid == DICOMDIR_SOP_CLASS:
@@ -193,11 +208,21 @@ def parse_header(fp: BinaryIO, *, force: bool) -> InstanceHeader:
                          ("Study Instance UID", header.study_uid),
                          ("Series Instance UID", header.series_uid)):
         if not value:
-            fp.seek(header.pixel_offset)
-            if not fp.read(1):  # the header stopped at end of file, not at pixel data
+            if _ends_at_pixel_offset(fp, header):  # stopped at end of file, not at pixel data
                 raise NotReadable(f"truncated header: the file ends before its {label}")
             raise NotReadable(f"no {label} in the header")
     return header
+
+
+def _ends_at_pixel_offset(fp: BinaryIO, header: InstanceHeader) -> bool:
+    try:
+        if header.deflated_at is None:
+            fp.seek(header.pixel_offset)
+            return not fp.read(1)
+        inflated = InflatedFile(fp, header.deflated_at)
+        return inflated.reach(header.pixel_offset + 1) <= header.pixel_offset
+    except (OSError, InflateError):
+        return False
 
 
 #: Bytes read for the fast header scan. A header running past them is scanned again with
@@ -206,38 +231,44 @@ SCAN_BYTES = 64 * 1024
 SCAN_MAX_BYTES = 1024 * 1024
 
 
-def scan_header(fp: BinaryIO) -> InstanceHeader | None:
+def scan_header(fp: BinaryIO, *, deadline: Deadline | None = None) -> InstanceHeader | None:
     """The header by the fast path, or None if pydicom must read it (see :mod:`header_scan`).
 
     ``fp`` is left where :func:`read_header` would leave it (at the pixel data) when a header
-    is returned, and where it was otherwise. Never raises.
+    is returned, and where it was otherwise.
+
+    Raises
+    ------
+    TimeLimitReached
+        ``deadline`` passed while a deflated header was inflated; nothing else is raised.
     """
     start = -1
     try:
         start = fp.tell()
         limit = SCAN_BYTES
         data = fp.read(limit)
-        while True:
+        deflated = header_scan.deflated_data_set(data, complete=len(data) < limit)
+        if deflated is not None:
+            header = _scan_deflated(fp, start, data[:deflated], deadline)
+            if header is not None:
+                return header
+            data = b""  # pydicom reads it (through the same bounded inflation)
+        while data:
             # A short read is the whole file (BytesIO, buffered files); make sure of it.
             complete = len(data) < limit
             if complete and fp.read(1):
                 break  # not a regular file object: let pydicom deal with it
             result = header_scan.scan(data, complete=complete)
             if isinstance(result, header_scan.Scan):
-                header = _build_header(
-                    result.values.get, result.meta.get,
-                    patient_name_raw=result.patient_name_raw,
-                    charset=cast(str | list[str] | None,
-                                 result.values.get("SpecificCharacterSet")),
-                    transfer_syntax=result.meta["TransferSyntaxUID"],
-                    pixel_offset=start + result.pixel_offset,
-                )
+                header = _from_scan(result, pixel_offset=start + result.pixel_offset)
                 fp.seek(header.pixel_offset)
                 return header
             if not result.need_more or limit >= SCAN_MAX_BYTES:
                 break
             data += fp.read(SCAN_MAX_BYTES - limit)
             limit = SCAN_MAX_BYTES
+    except TimeLimitReached:
+        raise
     except Exception:  # noqa: BLE001 - the fast path only ever declines; pydicom decides
         pass
     try:
@@ -246,6 +277,35 @@ def scan_header(fp: BinaryIO) -> InstanceHeader | None:
     except Exception:  # noqa: BLE001 - pydicom reports an unusable file object itself
         pass
     return None
+
+
+def _from_scan(result: header_scan.Scan, *, pixel_offset: int,
+               deflated_at: int | None = None) -> InstanceHeader:
+    return _build_header(
+        result.values.get, result.meta.get, patient_name_raw=result.patient_name_raw,
+        charset=cast(str | list[str] | None, result.values.get("SpecificCharacterSet")),
+        transfer_syntax=result.meta["TransferSyntaxUID"], pixel_offset=pixel_offset,
+        deflated_at=deflated_at)
+
+
+def _scan_deflated(fp: BinaryIO, start: int, meta: bytes, deadline: Deadline | None
+                   ) -> InstanceHeader | None:
+    """The fast path for a deflated file: scan the first inflated bytes of its data set."""
+    inflated = InflatedFile(fp, start + len(meta), deadline=deadline)
+    try:
+        limit = SCAN_BYTES
+        data = inflated.read(limit)
+        while True:
+            result = header_scan.scan(meta + data, complete=len(data) < limit, inflated=True)
+            if isinstance(result, header_scan.Scan):
+                return _from_scan(result, pixel_offset=result.pixel_offset - len(meta),
+                                  deflated_at=start + len(meta))
+            if not result.need_more or limit >= SCAN_MAX_BYTES:
+                return None
+            data += inflated.read(SCAN_MAX_BYTES - limit)
+            limit = SCAN_MAX_BYTES
+    except InflateError:
+        return None  # pydicom's path says what is wrong with it
 
 
 #: Reads pydicom may make for one header (one to three per element). dcmread keeps every
@@ -261,13 +321,25 @@ class HeaderTooLarge(Exception):
     """The header needs more reads than :data:`MAX_HEADER_READS` allows."""
 
 
+class _DeflatedAt(Exception):
+    """pydicom is about to inflate the rest of the file, from ``offset``: it must not."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 class _ReadBudget:
     """``fp`` for pydicom, failing once it has been read more than ``budget`` times."""
 
     def __init__(self, fp: BinaryIO, budget: int) -> None:
         self._fp, self._left = fp, budget
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            # Only a deflated data set makes dcmread read "everything" (to inflate it whole,
+            # however large): stop it and inflate it here instead, within bounds.
+            raise _DeflatedAt(self._fp.tell())
         self._left -= 1
         if self._left < 0:
             # Not an EOFError: dcmread would take that for a truncated file and carry on.
@@ -283,16 +355,44 @@ def read_header(fp: BinaryIO, *, force: bool, max_reads: int = MAX_HEADER_READS
                 ) -> InstanceHeader:
     """The header as pydicom reads it (``dcmread(stop_before_pixels=True)``), unchecked.
 
-    At most ``max_reads`` reads of ``fp`` are made (see :data:`MAX_HEADER_READS`).
+    At most ``max_reads`` reads of ``fp`` are made (see :data:`MAX_HEADER_READS`); a deflated
+    data set is inflated as it is read (pydicom would inflate all of it first).
 
     Raises
     ------
     NotReadable
-        pydicom cannot parse the header, or it holds too many elements.
+        pydicom cannot parse the header, it holds too many elements, or its deflated data
+        set does not inflate.
+    """
+    return _read_header(fp, force=force, max_reads=max_reads, deadline=Deadline())
+
+
+def read_header_dataset(fp: BinaryIO, *, force: bool = True) -> Dataset:
+    """The header as a pydicom data set with its ``file_meta``, for records built from it.
+
+    Like ``dcmread(fp, stop_before_pixels=True)``, but a deflated data set is inflated as it is
+    read, so a small file that inflates to gigabytes costs no memory. Values over 1 MB are
+    deferred and cannot be read from the result.
+
+    Raises
+    ------
+    NotReadable
+        As :func:`read_header`.
     """
     try:
-        budget = cast(BinaryIO, _ReadBudget(fp, max_reads))
-        ds = dcmread(budget, stop_before_pixels=True, force=force, defer_size="1 MB")
+        return _read_dataset(fp, force, MAX_HEADER_READS, Deadline())[0]
+    except HeaderTooLarge as exc:
+        raise NotReadable(str(exc)) from None
+    except InflateError as exc:
+        raise NotReadable(f"damaged deflated data set: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted input: any pydicom failure is "unreadable"
+        raise NotReadable(_reason(exc)) from None
+
+
+def _read_header(fp: BinaryIO, *, force: bool, max_reads: int, deadline: Deadline
+                 ) -> InstanceHeader:
+    try:
+        ds, pixel_offset, deflated_at = _read_dataset(fp, force, max_reads, deadline)
         meta = ds.get("file_meta") or Dataset()
         charset = ds.get("SpecificCharacterSet")
         if charset is not None and not isinstance(charset, str):
@@ -310,12 +410,58 @@ def read_header(fp: BinaryIO, *, force: bool, max_reads: int = MAX_HEADER_READS
             ts = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
                   (False, False): "1.2.840.10008.1.2.2"}.get((bool(implicit), bool(little)), "")
         return _build_header(ds.get, meta.get, patient_name_raw=raw_name, charset=charset,
-                             transfer_syntax=ts,
-                             pixel_offset=fp.tell())  # dcmread rewinds to the pixel data tag
+                             transfer_syntax=ts, pixel_offset=pixel_offset,
+                             deflated_at=deflated_at)
+    except TimeLimitReached:
+        raise
     except HeaderTooLarge as exc:
         raise NotReadable(str(exc)) from None
+    except InflateError as exc:
+        raise NotReadable(f"damaged deflated data set: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - untrusted input: any pydicom failure is "unreadable"
         raise NotReadable(_reason(exc)) from None
+
+
+def _read_dataset(fp: BinaryIO, force: bool, max_reads: int, deadline: Deadline
+                  ) -> tuple[Dataset, int, int | None]:
+    """pydicom's header: (data set, pixel data offset, deflate stream offset or None)."""
+    start = fp.tell()
+    head = fp.read(SCAN_BYTES)
+    fp.seek(start)
+    meta_end = header_scan.deflated_data_set(head, complete=len(head) < SCAN_BYTES)
+    ds: Dataset
+    if meta_end is None:
+        try:
+            ds = dcmread(cast(BinaryIO, _ReadBudget(fp, max_reads)), stop_before_pixels=True,
+                         force=force, defer_size="1 MB")
+            return ds, fp.tell(), None  # dcmread rewinds to the pixel data tag
+        except _DeflatedAt as at:  # a File Meta group header_scan does not read
+            meta_end = at.offset - start
+    fp.seek(start)
+    meta_bytes = fp.read(meta_end)
+    skip = 132 if meta_bytes[128:132] == b"DICM" else 0
+    file_meta = FileMetaDataset(read_dataset(io.BytesIO(meta_bytes[skip:]), False, True))
+    if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        # pydicom neither writes nor reads the JPIP Referenced Deflate syntaxes deflated, so
+        # files it wrote hold a plain data set: read those as pydicom does.
+        try:
+            InflatedFile(fp, start + meta_end).read(SCAN_BYTES)
+        except InflateError:
+            fp.seek(start)
+            ds = dcmread(cast(BinaryIO, _ReadBudget(fp, max_reads)), stop_before_pixels=True,
+                         force=force, defer_size="1 MB")
+            return ds, fp.tell(), None
+    inflated = InflatedFile(fp, start + meta_end, deadline=deadline)
+    # What dcmread does after inflating (PS3.5 A.5: the data set is explicit VR little endian).
+    ds = read_dataset(cast(BinaryIO, _ReadBudget(cast(BinaryIO, inflated), max_reads)),
+                      is_implicit_VR=False, is_little_endian=True, stop_when=_at_pixel_data,
+                      defer_size="1 MB")
+    ds.file_meta = file_meta
+    return ds, inflated.tell(), start + meta_end
+
+
+def _at_pixel_data(tag: BaseTag, _vr: str | None, _length: int) -> bool:
+    return tag in _PIXEL_TAGS
 
 
 def _reason(exc: BaseException) -> str:
@@ -333,96 +479,47 @@ def parse_header_bytes(data: bytes, *, force: bool) -> InstanceHeader:
 
 # --- pixel data ------------------------------------------------------------------------------
 
-_ENCAPSULATED_PREFIXES = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.8.")
-
-
 def expected_pixel_bytes(h: InstanceHeader) -> int | None:
     """Native (uncompressed) pixel data length implied by the header, or None if unknown."""
-    if not (h.rows and h.columns and h.bits_allocated):
-        return None
-    samples = h.samples_per_pixel or 1
-    frames = h.number_of_frames or 1
-    if h.photometric in ("YBR_FULL_422", "YBR_PARTIAL_422"):
-        samples = 2  # two bytes-per-pixel worth of chroma subsampled data (PS3.3 C.7.6.3.1.2)
-    bits = h.rows * h.columns * samples * frames * h.bits_allocated
-    return (bits + 7) // 8
+    return pixel_data.expected_bytes(h.rows, h.columns, h.bits_allocated, h.samples_per_pixel,
+                                     h.number_of_frames, h.photometric)
 
 
-def check_pixel_data(fp: BinaryIO, size: int, header: InstanceHeader) -> str | None:
+def check_pixel_data(fp: BinaryIO, size: int, header: InstanceHeader, *,
+                     deadline: float | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> str | None:
     """Check that the pixel data in a file is whole; return a problem or None.
 
     ``fp`` holds the same bytes the header was parsed from (``header.pixel_offset`` is used,
-    so the header is not parsed twice).
+    so the header is not parsed twice). What counts as damage is in :mod:`kiosk.dicom.pixel_data`:
+    native data shorter than Rows × Columns × Samples × Bits × Frames or past the end of the
+    file, encapsulated data without whole fragments and a sequence delimiter (pydicom's
+    ``encaps.parse_fragments`` stops quietly at end of data, so the bounds are checked here), a
+    deflated data set that does not inflate. Every transfer syntax pydicom reads is understood.
 
-    Native data: the element length must match Rows × Columns × Samples × Bits × Frames (plus at
-    most one padding byte) and fit in the file. Encapsulated data: every fragment item must lie
-    inside the file and the sequence delimiter must be present. pydicom's
-    ``encaps.parse_fragments`` stops quietly at end of data, so a truncated last fragment would
-    pass it; the bounds are checked here instead.
+    Parameters
+    ----------
+    deadline, clock : float or None, callable
+        The import's deadline on ``clock``; a long check (millions of fragments, a data set
+        inflating to gigabytes) stops when it passes.
+
+    Raises
+    ------
+    TimeLimitReached
+        The deadline passed before the check was done (the file is neither whole nor damaged).
     """
     if header.rows is None:
         return None  # not an image (SR, PDF, presentation state...)
     try:
-        start = header.pixel_offset
-        fp.seek(start)
-        implicit = header.transfer_syntax == "1.2.840.10008.1.2"
-        endian = ">" if header.transfer_syntax == "1.2.840.10008.1.2.2" else "<"
-        first = fp.read(12)
-        if len(first) < 8:
-            return "image has no pixel data (file ends after the header)"
-        group, elem = struct.unpack_from(f"{endian}HH", first)
-        if (group << 16 | elem) not in _PIXEL_TAGS:
-            return "image has no pixel data element"
-        if implicit:
-            length = struct.unpack_from(f"{endian}L", first, 4)[0]
-            value_start = start + 8
-        elif first[4:6] in _LONG_VRS:
-            length = struct.unpack_from(f"{endian}L", first, 8)[0]
-            value_start = start + 12
-        else:
-            length = struct.unpack_from(f"{endian}H", first, 6)[0]
-            value_start = start + 8
-        if length == _UNDEFINED:
-            return _check_fragments(fp, value_start, size, endian)
-        available = size - value_start
-        if length > available:
-            return (f"truncated pixel data: {length} bytes declared, {max(available, 0)} "
-                    "present in the file")
-        if header.transfer_syntax.startswith(_ENCAPSULATED_PREFIXES):
-            return "encapsulated transfer syntax but pixel data has a defined length"
-        expected = expected_pixel_bytes(header)
-        if expected is not None and length not in (expected, expected + 1):
-            return (f"pixel data is {length} bytes; Rows × Columns × Samples × Bits × Frames "
-                    f"gives {expected}")
-        return None
+        return pixel_data.check(fp, size, transfer_syntax=header.transfer_syntax,
+                                pixel_offset=header.pixel_offset,
+                                deflated_at=header.deflated_at,
+                                expected=expected_pixel_bytes(header),
+                                deadline=Deadline(deadline, clock))
+    except TimeLimitReached:
+        raise
     except Exception as exc:  # noqa: BLE001 - a damaged file must give a reason, not a crash
         return f"pixel data unreadable ({type(exc).__name__})"
-
-
-def _check_fragments(fp: BinaryIO, pos: int, size: int, endian: str) -> str | None:
-    fragments = 0
-    first_item = True
-    while True:
-        fp.seek(pos)
-        raw = fp.read(8)
-        if len(raw) < 8:
-            return "truncated encapsulated pixel data: no sequence delimiter"
-        group, elem, length = struct.unpack(f"{endian}HHL", raw)
-        tag = group << 16 | elem
-        if tag == _SEQ_DELIM:
-            break
-        if tag != _ITEM or length == _UNDEFINED:
-            return f"damaged encapsulated pixel data: unexpected item at byte {pos}"
-        if pos + 8 + length > size:
-            return (f"truncated encapsulated pixel data: fragment at byte {pos} needs "
-                    f"{length} bytes, {size - pos - 8} present")
-        if not first_item:
-            fragments += 1
-        first_item = False  # the first item is the Basic Offset Table
-        pos += 8 + length
-    if fragments == 0:
-        return "encapsulated pixel data has no fragments"
-    return None
 
 
 def uid_name(uid: str) -> str:
