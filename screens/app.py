@@ -38,7 +38,14 @@ from kiosk.system.sd_notify import alive
 from kiosk_tui.admin import AdminScreen
 from kiosk_tui.base import KioskScreen
 from kiosk_tui.case import CaseAction, CaseScreen
-from kiosk_tui.dialogs import ErrorDialog, PinDialog, SetPinDialog, error_say
+from kiosk_tui.dialogs import (
+    ArchivePasswordDialog,
+    ErrorDialog,
+    PinDialog,
+    SetPinDialog,
+    error_say,
+    locked_archives,
+)
 from kiosk_tui.done import DoneScreen
 from kiosk_tui.export import ExportScreen
 from kiosk_tui.home import HomeScreen
@@ -289,7 +296,10 @@ class KioskApp(App[None]):
         try:
             if device is not None:
                 report = await self._import(device, label, None)
-                if report is None or not await self.push_screen_wait(ReviewScreen(report)):
+                if report is None:
+                    return
+                report = await self._review(report, device, label)
+                if report is None:
                     return
                 case_id = report["case_id"]
             assert case_id is not None
@@ -307,7 +317,8 @@ class KioskApp(App[None]):
                 medium = next((m for m in self.media if m.device == action.device), None)
                 label = (medium.label if medium else None) or action.device
                 report = await self._import(action.device, label, case_id)
-                if report is not None and not await self.push_screen_wait(ReviewScreen(report)):
+                if report is not None and await self._review(report, action.device,
+                                                             label) is None:
                     return
             elif action.kind == "export":
                 export = await self.push_screen_wait(ExportScreen(case_id))
@@ -319,14 +330,41 @@ class KioskApp(App[None]):
             else:
                 return
 
-    async def _import(self, device: str, label: str | None,
-                      case_id: str | None) -> dict[str, Any] | None:
-        """The Import screen, then "no images" when there were none; None when nothing came."""
-        report = await self.push_screen_wait(
-            ImportScreen(device=device, case_id=case_id, label=label))
+    async def _review(self, report: dict[str, Any], device: str,
+                      label: str | None) -> dict[str, Any] | None:
+        """Review the import; the report gone on with, or None for Home.
+
+        A password typed for encrypted archives on the medium imports it again into the same
+        case (what is stored already is counted, not copied), then reviews that import.
+        """
+        while True:
+            answer = await self.push_screen_wait(ReviewScreen(report))
+            if not isinstance(answer, str):
+                return report if answer else None
+            again = await self._import(device, label, report["case_id"],
+                                       archive_password=answer)
+            if again is not None:
+                report = again
+
+    async def _import(self, device: str, label: str | None, case_id: str | None, *,
+                      archive_password: str | None = None) -> dict[str, Any] | None:
+        """The Import screen, then "no images" when there were none; None when nothing came.
+
+        When all there was is in encrypted archives, the password is asked for here (there is
+        nothing to review yet) and the medium imported again with it.
+        """
+        report = await self.push_screen_wait(ImportScreen(
+            device=device, case_id=case_id, label=label, archive_password=archive_password))
         if report is None:
             return None
         self.wake_sync()  # upload soon; an inbox translation may match the new case
+        locked = locked_archives(report)
+        if report["case_id"] is None and locked:
+            password = await self.push_screen_wait(ArchivePasswordDialog(
+                locked, wrong=archive_password is not None))
+            if password is None:
+                return None
+            return await self._import(device, label, case_id, archive_password=password)
         if report["case_id"] is None:
             no_dicom = report.get("no_dicom")
             text: tuple[str, dict[str, object]] = (

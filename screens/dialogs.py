@@ -244,6 +244,65 @@ class SetPinDialog(KioskModal[str | None]):
         self.dismiss(None)
 
 
+def locked_archives(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The archives of an import report with encrypted files the import could not open."""
+    return [a for a in report.get("archives") or [] if a.get("locked")]
+
+
+def locked_names(archives: list[dict[str, Any]]) -> str:
+    """The archives' names, as a coordinator reads them (the first three)."""
+    names = [a["path"].rpartition("/")[2] for a in archives]
+    return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+
+
+class ArchivePasswordDialog(KioskModal[str | None]):
+    """The password of encrypted zip archives on the medium; returns it (None: go on without).
+
+    Keyboard only: type, Enter. ``wrong`` says the last password did not open them. The caller
+    imports the medium again with it (nothing already imported is copied twice).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "k.cancel", key_display="Esc"), LANGUAGE_BINDING]
+
+    def __init__(self, archives: list[dict[str, Any]], *, wrong: bool = False) -> None:
+        super().__init__(classes="dialog")
+        self.archives = archives
+        self.message: str | None = "archive_pw.wrong" if wrong else None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Static(id="dialog-title", classes="dialog-title")
+            yield Static(id="archive-pw-text", markup=False)
+            # Masked: the patient may be looking at the screen; a wrong one is simply asked again.
+            yield FormInput(password=True, id="archive-pw", compact=True)
+            yield Static(id="archive-pw-message", classes="dialog-warning")
+            yield KeyBar()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#archive-pw", Input).focus()
+
+    def redraw(self) -> None:
+        self.query_one("#dialog-title", Static).update(self.tr("archive_pw.title"))
+        self.query_one("#archive-pw-text", Static).update(self.tr(
+            "archive_pw.text", n=sum(a["locked"] for a in self.archives),
+            names=locked_names(self.archives)))
+        self.query_one("#archive-pw-message", Static).update(
+            self.tr(self.message) if self.message else "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value:
+            self.dismiss(event.value)
+            return
+        self.message = "archive_pw.empty"
+        self.redraw()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class FileListDialog(KioskModal[None]):
     """The files an import did not take: rejected (unreadable DICOM) and ignored (not DICOM)."""
 

@@ -31,6 +31,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "k.cancel": ("Cancel", "取消"),
     "k.continue": ("Continue", "继续"),
     "k.files": ("Skipped files", "未导入文件"),
+    "k.password": ("Archive password", "压缩包密码"),
     "k.home": ("Home", "首页"),
     "k.back": ("Back", "返回"),
     "k.confirm_id": ("Confirm identity", "确认身份"),
@@ -174,6 +175,36 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "{count} 个嵌套超过 {n} 层的文件夹未被搜索（超出上限）。"),
     "review.too_large": ("{count} DICOM file(s) larger than {size} were not copied (limit).",
                          "{count} 个大于 {size} 的 DICOM 文件未被复制（超出上限）。"),
+    # Zip archives on the medium (kiosk/sources/archive.py).
+    "review.archives": ("{n} zip archive(s) on this medium: {imported} image(s) imported from "
+                        "them.",
+                        "介质中有 {n} 个压缩包：已从中导入 {imported} 张影像。"),
+    "review.archive_problem": ("Archive {path}: not read ({code}).",
+                               "压缩包 {path}：未能读取（{code}）。"),
+    "review.locked": ("🔒 {n} file(s) in {names} are encrypted and were not imported: the "
+                      "password is needed. Press P to type it (hospitals often use the "
+                      "patient's birth date).",
+                      "🔒 {names} 中有 {n} 个加密文件未导入：需要密码。按 P 输入密码（医院常用"
+                      "患者的出生日期）。"),
+    "review.locked_wrong": ("🔒 The password did not open {n} file(s) in {names}; they were not "
+                            "imported. Press P to try another.",
+                            "🔒 密码无法打开 {names} 中的 {n} 个文件，这些文件未导入。按 P 换一个"
+                            "密码重试。"),
+    "archive.code.damaged": ("damaged or cut off", "已损坏或不完整"),
+    "archive.code.limit": ("past a limit", "超出上限"),
+    "archive.code.unsupported": ("a kind the kiosk does not open", "本机无法打开的类型"),
+    "archive_pw.title": ("Password of the encrypted archive", "加密压缩包的密码"),
+    "archive_pw.text": ("{n} file(s) in {names} are encrypted. Type the password the hospital "
+                        "gave (often the patient's birth date, such as 19800131) and press Enter: "
+                        "the medium is imported again into the same case, and nothing already "
+                        "imported is copied twice.",
+                        "{names} 中有 {n} 个文件已加密。请输入医院提供的密码（常为患者出生日期，"
+                        "如 19800131），然后按 Enter：将重新导入该介质到同一病例，已导入的文件"
+                        "不会重复复制。"),
+    "archive_pw.wrong": ("That password did not open them. Try another, or press Esc to go on "
+                         "without them.",
+                         "该密码无法打开这些文件。请换一个密码，或按 Esc 不导入它们继续。"),
+    "archive_pw.empty": ("Type the password first.", "请先输入密码。"),
     "files.title": ("Files not imported", "未导入的文件"),
     "files.rejected": ("Rejected: looked like DICOM but could not be read",
                        "已拒绝：像DICOM但无法读取"),

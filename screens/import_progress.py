@@ -41,11 +41,13 @@ class ImportScreen(KioskScreen[dict[str, Any] | None]):
     ]
 
     def __init__(self, *, device: str | None = None, path: str | Path | None = None,
-                 case_id: str | None = None, label: str | None = None) -> None:
+                 case_id: str | None = None, label: str | None = None,
+                 archive_password: str | None = None) -> None:
         super().__init__(id="import")
         if (device is None) == (path is None):
             raise ValueError("give either the device of an inserted medium or a path")
         self.device, self.path, self.case_id = device, path, case_id
+        self.archive_password = archive_password  # for encrypted zips on the medium
         self.label = label or device or str(path)
         self.progress: ImportProgress | None = None
         self.cancel_event = threading.Event()
@@ -86,10 +88,12 @@ class ImportScreen(KioskScreen[dict[str, Any] | None]):
         try:
             if self.device is not None:
                 report = service.import_medium(self.device, case_id=self.case_id,
-                                               on_progress=on_progress, cancel=self.cancel_event)
+                                               on_progress=on_progress, cancel=self.cancel_event,
+                                               archive_password=self.archive_password)
             else:
                 report = service.import_path(self.path or "", case_id=self.case_id,
-                                             on_progress=on_progress, cancel=self.cancel_event)
+                                             on_progress=on_progress, cancel=self.cancel_event,
+                                             archive_password=self.archive_password)
         except ImportCancelled as exc:
             self.post_message(WorkFailed("import", exc))
             return

@@ -1,7 +1,8 @@
 """Review: what the medium held — patients, studies and series, verification, warnings.
 
-Returns True to go on to the case, False to go Home. The source's path is never shown (it is a
-mount point or a temporary folder); its label is.
+Returns True to go on to the case, False to go Home, or the password the coordinator typed for
+encrypted zip archives on the medium (the app then imports the medium again with it). The
+source's path is never shown (it is a mount point or a temporary folder); its label is.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from textual.widgets import DataTable, Static
 from kiosk.sources.scan_limits import format_bytes
 from kiosk_tui import fmt
 from kiosk_tui.base import KioskScreen
-from kiosk_tui.dialogs import FileListDialog
+from kiosk_tui.dialogs import ArchivePasswordDialog, FileListDialog, locked_archives, locked_names
 from kiosk_tui.messages import WorkDone
 
 
-class ReviewScreen(KioskScreen[bool]):
+class ReviewScreen(KioskScreen[bool | str]):
     """The import report of one medium, for the coordinator to check."""
 
     TITLE_KEY = "review.title"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "answer(True)", "k.continue", key_display="Enter"),
         Binding("f", "files", "k.files", key_display="F"),
+        Binding("p", "password", "k.password", key_display="P"),
         Binding("escape", "answer(False)", "k.home", key_display="Esc"),
     ]
 
@@ -51,6 +53,7 @@ class ReviewScreen(KioskScreen[bool]):
             yield table
             yield Static(id="review-dicomdir")
             yield Static(id="review-skipped")
+            yield Static(id="review-archives", classes="warnings")
             yield Static(id="review-warnings", classes="warnings")
 
     def on_mount(self) -> None:
@@ -113,6 +116,7 @@ class ReviewScreen(KioskScreen[bool]):
             else self.tr("review.no_dicomdir"))
         self.query_one("#review-skipped", Static).update(self.tr(
             "review.skipped", rejected=len(r["rejected"]), ignored=len(r["ignored"])))
+        self._draw_archives()
         notes = [f"• {escape(p['path'])}: {escape(p['problem'])}" for p in problems[:20]]
         if limits.get("too_deep"):
             notes.append("• " + escape(self.tr("review.too_deep", count=limits["too_deep"],
@@ -142,6 +146,45 @@ class ReviewScreen(KioskScreen[bool]):
                 table.add_row("", f"  {s.get('modality') or ''}",
                               f"  {number}{s.get('description') or ''}"[:40], "",
                               str(s["instances"]))
+
+    def _draw_archives(self) -> None:
+        """Archives on the medium: what came out of them, and what a password would add."""
+        archives = self.report.get("archives") or []
+        lines = []
+        if archives:
+            lines.append(escape(self.tr("review.archives", n=len(archives),
+                                        imported=sum(a["imported"] for a in archives))))
+        for a in archives:
+            if a.get("code") in ("damaged", "limit", "unsupported"):
+                lines.append("• " + escape(self.tr(
+                    "review.archive_problem", path=a["path"],
+                    code=self.tr(f"archive.code.{a['code']}"))))
+        locked = locked_archives(self.report)
+        if locked:
+            wrong = any(a.get("code") == "password_wrong" for a in locked)
+            lines.append("[yellow]" + escape(self.tr(
+                "review.locked_wrong" if wrong else "review.locked",
+                n=sum(a["locked"] for a in locked), names=locked_names(locked))) + "[/]")
+        widget = self.query_one("#review-archives", Static)
+        widget.update("\n".join(lines))
+        widget.display = bool(lines)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "password":  # offered only when encrypted files were left out
+            return bool(locked_archives(self.report))
+        return True
+
+    def action_password(self) -> None:
+        locked = locked_archives(self.report)
+        if not locked:
+            return
+        wrong = any(a.get("code") == "password_wrong" for a in locked)
+
+        def typed(password: str | None) -> None:
+            if password:
+                self.dismiss(password)
+
+        self.app.push_screen(ArchivePasswordDialog(locked, wrong=wrong), typed)
 
     def action_files(self) -> None:
         self.app.push_screen(FileListDialog(self.report["rejected"], self.report["ignored"]))
