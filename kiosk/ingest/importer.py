@@ -368,6 +368,11 @@ class Importer:
             run.rejected.append({"path": display_path(outcome.path), "reason": outcome.reason})
             run.too_large += outcome.limit == MAX_FILE_BYTES
             return
+        if isinstance(outcome, Ignored) and outcome.archive:
+            # Settled after the import stopped (cancelled, medium pulled): not "not DICOM".
+            run.rejected.append({"path": display_path(outcome.path),
+                                 "reason": "zip archive: not opened, the import stopped first"})
+            return
         if isinstance(outcome, Ignored):
             run.ignored.append({"path": display_path(outcome.path), "reason": outcome.reason})
             return

@@ -220,3 +220,35 @@ def test_archives_on_an_iso_image_and_its_loop_device_import_with_the_password(
     assert again["instances"]["found"] == again["instances"]["verified"] == 3
     assert {a["path"]: a["imported"] for a in again["archives"]} == {"CLOUD.ZIP": 2,
                                                                       "OPEN.ZIP": 1}
+
+
+@pytest.mark.parametrize("pull_at_open", [1, 2, 3, 4])  # before, while and after the archive
+def test_a_medium_pulled_around_an_archive_never_calls_it_not_dicom(
+        service: KioskService, tmp_path: Path, pull_at_open: int) -> None:
+    from kiosk.sources.directory import DirectorySource
+    from tests.ingest.test_faults import PulledMidImport
+
+    root = tree_of(tmp_path / "stick", {"A.dcm": CT, "B.zip": _zip({"MR": MR}), "C.dcm": PLAN})
+    source = PulledMidImport(DirectorySource(root), pull_at_open=pull_at_open,
+                             away=tmp_path / "away")
+    report = service.import_source(source)
+    assert report["complete"] is False and "removed" in report["error"]
+    assert "B.zip" not in {i["path"] for i in report["ignored"]}
+    for r in report["rejected"]:
+        if r["path"] == "B.zip":
+            assert "not opened, the import stopped first" in r["reason"]
+
+
+@pytest.mark.parametrize(("key", "value"), [("archive_max_members", 0),
+                                            ("archive_max_bytes", 1000),
+                                            ("archive_max_ratio", 5)])
+def test_archive_limits_out_of_range_are_refused_by_name(tmp_path: Path, key: str,
+                                                         value: int) -> None:
+    from kiosk.config import load_config
+    from kiosk.errors import ConfigError
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f"[import]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, env={})
+    assert f"import.{key}" in caught.value.text
