@@ -12,6 +12,7 @@ import stat
 import subprocess
 import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -39,6 +40,7 @@ from tests.sources.zip_kit import (
     raw_zip,
     seven_zip,
     tree_of,
+    zipcrypto,
 )
 
 CT, MR, PLAN = (dicom_bytes(n) for n in DICOM_FILES[:3])
@@ -496,3 +498,18 @@ def test_zipcrypto_is_decrypted_in_c(tmp_path: Path) -> None:
     started = time.monotonic()
     assert _read(source, "zc.zip!/big") == payload
     assert time.monotonic() - started < 4.0
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_a_chinese_password_opens_in_utf8_or_gbk(tmp_path: Path, encoding: str) -> None:
+    password = "密码1980"
+    crc = zlib.crc32(MR)
+    member = RawMember(b"MR", zipcrypto(MR, password.encode(encoding), crc >> 24), flags=1,
+                       plain=MR)
+    root = _medium(tmp_path, {"cn.zip": raw_zip([member])})
+    source = ArchiveSource(DirectorySource(root), password=password)
+    listing = _expand(source, "cn.zip")
+    assert listing.record["locked"] == 0
+    assert _read(source, "cn.zip!/MR") == MR
+    wrong = ArchiveSource(DirectorySource(root), password="密码1981")
+    assert _expand(wrong, "cn.zip").record["code"] == "password_wrong"

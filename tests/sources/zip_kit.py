@@ -103,3 +103,39 @@ def raw_zip(members: list[RawMember], *, declared_count: int | None = None) -> b
     out += struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, min(count, 0xFFFF),
                        min(count, 0xFFFF), len(central), cd_at, 0)
     return bytes(out)
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC = _crc_table()
+
+
+def zipcrypto(data: bytes, password: bytes, check_byte: int) -> bytes:
+    """``data`` encrypted with PKWARE's traditional cipher (APPNOTE 6.1), header first.
+
+    For passwords no tool here writes (7-Zip refuses non-ASCII ones for zip): Chinese Windows
+    tools encode them in GBK. Slow (pure Python): for small test members only.
+    """
+    k = [0x12345678, 0x23456789, 0x34567890]
+
+    def update(c: int) -> None:
+        k[0] = (k[0] >> 8) ^ _CRC[(k[0] ^ c) & 0xFF]
+        k[1] = ((k[1] + (k[0] & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+        k[2] = (k[2] >> 8) ^ _CRC[(k[2] ^ (k[1] >> 24)) & 0xFF]
+
+    for c in password:
+        update(c)
+    out = bytearray()
+    for p in bytes(range(11)) + bytes([check_byte]) + data:
+        t = (k[2] | 2) & 0xFFFF
+        out.append(p ^ (((t * (t ^ 1)) >> 8) & 0xFF))
+        update(p)
+    return bytes(out)
