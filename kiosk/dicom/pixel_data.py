@@ -49,7 +49,7 @@ JPIP_REFERENCED = frozenset({"1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.95",
 
 _FIRST_BLOCK = 4 << 10  # read after a skip: the next item header is all that is needed
 _BLOCK = 1 << 20  # read when the items are small
-_RUN_MIN = 8  # equal-length items in a row before a run is matched with numpy
+_DENSE = 16  # items parsed from one block before numpy takes the rest of it
 _RUN_MAX_ITEM = 4096  # a run's items are at most this long (longer ones are few anyway)
 
 
@@ -199,21 +199,24 @@ def _check_fragments(stream: _Stream, pos: int, endian: str, deadline: Deadline)
 
     Items are parsed from blocks; a block grows from 4 KiB to 1 MiB while the items are small
     and falls back to 4 KiB after an item too long for it (skipped by seeking: a large frame
-    costs one small read). Runs of items of one length are matched with numpy.
+    costs one small read). Once a block turns out to hold many items, numpy takes the rest of
+    it: :func:`_run` for items of one length, :func:`_chain` for any others.
     """
     head = struct.Struct(f"{endian}HHL")
     item_prefix = struct.pack(f"{endian}HH", 0xFFFE, 0xE000)
+    dtype = f"{endian}u4"
+    item_word = int(np.frombuffer(item_prefix, dtype)[0])
     stream.seek(pos)
     buf, i, base = b"", 0, pos  # the block, the parse position in it, its stream position
     want = _FIRST_BLOCK
     items = 0  # the Basic Offset Table included
-    last_length, same, run_after = -1, 0, _RUN_MIN
+    dense, last_length = 0, -1  # items parsed here from this block; the last one's length
     while True:
         if len(buf) - i < 8:
             base += i
             more = stream.read(want)
             deadline.spend(len(more))
-            buf, i = buf[i:] + more, 0
+            buf, i, dense = buf[i:] + more, 0, 0
             want = min(want * 4, _BLOCK)
             if len(buf) < 8:
                 return (f"truncated encapsulated pixel data: the {stream.where} ends before "
@@ -227,9 +230,8 @@ def _check_fragments(stream: _Stream, pos: int, endian: str, deadline: Deadline)
         if length == _UNDEFINED:
             return f"damaged encapsulated pixel data: undefined length item at byte {base + i}"
         end = i + 8 + length
-        if end <= len(buf):
-            i = end
-        else:
+        items += 1
+        if end > len(buf):
             target = base + end
             reached = stream.reach(target)
             deadline.spend(length)
@@ -238,21 +240,49 @@ def _check_fragments(stream: _Stream, pos: int, endian: str, deadline: Deadline)
                         f"{length} bytes, {max(reached - base - i - 8, 0)} present")
             stream.seek(target)
             buf, i, base, want = b"", 0, target, _FIRST_BLOCK
-        items += 1
-        if length != last_length:
-            last_length, same = length, 0
             continue
-        same += 1
-        if same >= run_after and length <= _RUN_MAX_ITEM:
+        i, dense = end, dense + 1
+        if dense < _DENSE:
+            continue  # a few items per block (frames): nothing to speed up
+        if length == last_length and length <= _RUN_MAX_ITEM:
             n = _run(buf, i, length, item_prefix + struct.pack(f"{endian}L", length))
-            i += n * (8 + length)
-            items += n
-            # A short run means the lengths only looked regular: try again much later.
-            run_after = _RUN_MIN if n >= 64 else min(run_after * 2, 1 << 16)
-            same = 0
+            i, items = i + n * (8 + length), items + n
+        i, n = _chain(buf, i, item_word, dtype)
+        items += n
+        last_length, dense = length, 0
     if items < 2:  # the first item is the Basic Offset Table
         return "encapsulated pixel data has no fragments"
     return None
+
+
+def _chain(buf: bytes, i: int, item_word: int, dtype: str) -> tuple[int, int]:
+    """Follow the items from ``i`` through ``buf`` with numpy; return (where it stops, items).
+
+    It stops at the first item whose successor is not an item header lying wholly in ``buf``
+    (the sequence delimiter, damage, or the end of the block), which the caller then parses.
+    Every item tag in the block is a candidate; each is linked to the candidate right after it,
+    and the links are followed by doubling (``log2`` of the items, each step over all of them),
+    so the cost does not depend on how irregular the lengths are.
+    """
+    n = len(buf) - i
+    if n < 16:
+        return i, 0
+    # Every 4-byte word at every byte offset (a strided view of the block, no copy).
+    words = np.ndarray((n - 3,), dtype=dtype, buffer=buf, offset=i, strides=(1,))
+    starts = np.flatnonzero(words[:n - 7] == item_word)  # item headers wholly in the block
+    if starts.size < 2 or starts[0] != 0:
+        return i, 0
+    lengths = words[starts + 4].astype(np.int64)
+    after = starts + 8 + lengths
+    following = np.searchsorted(starts, after)
+    linked = (following < starts.size) & (lengths != _UNDEFINED)
+    linked[linked] = starts[following[linked]] == after[linked]
+    jump = np.where(linked, following, np.arange(starts.size))
+    steps = linked.astype(np.int64)
+    while jump[jump[0]] != jump[0]:  # until the first item's jump lands on the last one
+        steps += steps[jump]
+        jump = jump[jump]
+    return i + int(starts[jump[0]]), int(steps[0])
 
 
 def _run(buf: bytes, i: int, length: int, header: bytes) -> int:
@@ -261,6 +291,7 @@ def _run(buf: bytes, i: int, length: int, header: bytes) -> int:
     k = (len(buf) - i) // stride
     if k == 0:
         return 0
-    rows = np.frombuffer(buf, np.uint8, count=k * stride, offset=i).reshape(k, stride)[:, :8]
-    same = (rows == np.frombuffer(header, np.uint8)).all(axis=1)
+    # Each item's 8 header bytes as one 64-bit word, ``stride`` bytes apart (a view, no copy).
+    words = np.ndarray((k,), dtype="<u8", buffer=buf, offset=i, strides=(stride,))
+    same = words == np.frombuffer(header, "<u8")[0]
     return k if bool(same.all()) else int(np.argmin(same))

@@ -287,7 +287,7 @@ class Importer:
                         continue
                     inflight.append((entry, pool.submit(
                         ingest_file, source, entry, self.store, staging,
-                        self.options.read_retries, limits)))
+                        self.options.read_retries, limits, deadline=deadline)))
                     settle(window)
                 settle(0)
             except BaseException:
@@ -362,11 +362,15 @@ class Importer:
         run.dicomdirs.append(read_dicomdir(data, display_path(entry.path),
                                            max_records=self.options.limits.max_files))
 
-    @staticmethod
-    def _take(outcome: Outcome, run: _Run) -> None:
+    def _take(self, outcome: Outcome, run: _Run) -> None:
         if isinstance(outcome, Rejected):
             run.rejected.append({"path": display_path(outcome.path), "reason": outcome.reason})
             run.too_large += outcome.limit == MAX_FILE_BYTES
+            if outcome.limit == MAX_SECONDS and run.stopped is None:
+                # The deadline passed while this file was checked: the scan stops here, even
+                # when it was the last file (the loop only looks between files).
+                run.stopped = MAX_SECONDS
+                run.error = self.options.limits.stop_message(MAX_SECONDS)
             return
         if isinstance(outcome, Ignored) and outcome.archive:
             # Settled after the import stopped (cancelled, medium pulled): not "not DICOM".

@@ -12,6 +12,7 @@ import contextlib
 import errno as errno_mod
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,12 +22,13 @@ from kiosk.dicom.instance import (
     HEAD_BYTES,
     InstanceHeader,
     NotReadable,
+    TimeLimitReached,
     check_pixel_data,
     parse_header,
     sniff,
 )
 from kiosk.errors import ArchiveReadError, MediumRemovedError, SourceReadError
-from kiosk.sources.scan_limits import MAX_FILE_BYTES, ScanLimits
+from kiosk.sources.scan_limits import MAX_FILE_BYTES, MAX_SECONDS, ScanLimits
 from kiosk.sources.source import GONE_ERRNOS, Entry, Source
 from kiosk.sources.zip_format import looks_like_zip
 from kiosk.store.blobstore import BlobStore, PendingBlob
@@ -109,12 +111,15 @@ class _Reader:
 
 def ingest_file(
     source: Source, entry: Entry, store: BlobStore, staging: Path, retries: int,
-    limits: ScanLimits | None = None,
+    limits: ScanLimits | None = None, *, deadline: float | None = None,
 ) -> Outcome:
     """Read ``entry`` once, stage its bytes and parse its header.
 
     A DICOM file larger than ``limits.max_file_bytes`` (by its listed size, or by what it
     turns out to hold while it is read) is not copied: :class:`Rejected` with ``limit`` set.
+    ``deadline`` is the import's (on ``limits.clock``): a check of one file that runs past it
+    (millions of fragments, a data set inflating to gigabytes) stops, and the file is
+    :class:`Rejected` with ``limit`` ``"max_seconds"``, its staged copy dropped.
 
     Raises
     ------
@@ -168,11 +173,21 @@ def ingest_file(
     if blob.size < entry.size and not source.is_present():
         store.discard([blob])
         raise MediumRemovedError("The medium was removed during the import.")
-    return _parse(entry.path, blob, keep, force=kind == "maybe", store=store)
+    try:
+        return _parse(entry.path, blob, keep, force=kind == "maybe", store=store,
+                      deadline=deadline, clock=limits.clock)
+    except TimeLimitReached:
+        store.discard([blob])
+        return Rejected(entry.path, _TIME_UP, MAX_SECONDS)
+
+
+#: The ``rejected`` reason of a file whose check the import's time limit cut short.
+_TIME_UP = ("not imported: the import's time limit (import.max_seconds) ran out while this "
+            "file was being checked. Raise the limit and import the medium again to add it.")
 
 
 def _parse(path: str, blob: PendingBlob, keep: list[bytes] | None, *, force: bool,
-           store: BlobStore) -> Outcome:
+           store: BlobStore, deadline: float | None, clock: Callable[[], float]) -> Outcome:
     try:
         fp: BinaryIO = io.BytesIO(b"".join(keep)) if keep is not None else open(  # noqa: SIM115
             blob.tmp_path, "rb"
@@ -182,7 +197,7 @@ def _parse(path: str, blob: PendingBlob, keep: list[bytes] | None, *, force: boo
         return Rejected(path, f"staged copy unreadable: {exc}")
     with fp:
         try:
-            header = parse_header(fp, force=force)
+            header = parse_header(fp, force=force, deadline=deadline, clock=clock)
         except NotReadable as exc:
             store.discard([blob])
             if force:
@@ -192,5 +207,5 @@ def _parse(path: str, blob: PendingBlob, keep: list[bytes] | None, *, force: boo
         if header.sop_class_uid == DICOMDIR_SOP_CLASS:
             store.discard([blob])
             return Ignored(path, "a DICOMDIR index under another name (not an image)")
-        problem = check_pixel_data(fp, blob.size, header)
+        problem = check_pixel_data(fp, blob.size, header, deadline=deadline, clock=clock)
     return Stored(path, header, blob, problem)
