@@ -39,6 +39,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from kiosk import __version__
+from kiosk.dicom.instance import NotReadable, read_header_dataset
 from kiosk.errors import StoreError, UsageError
 from kiosk.package.dicomdir_writer import Layout, ScannedInstance, scan_instance, write_dicomdir
 from kiosk.store.blobstore import BlobStore
@@ -106,8 +107,20 @@ class _Concat(io.RawIOBase):
 
 
 def _header(store: BlobStore, row: InstanceRow) -> Dataset:
+    """The instance's header as pydicom reads it (a deflated one inflated within bounds).
+
+    Raises
+    ------
+    StoreError
+        The stored copy no longer reads as DICOM (it did when it was imported).
+    """
     with store.open(row.sha256) as fh:
-        return dcmread(fh, stop_before_pixels=True, force=True, defer_size="64 KB")
+        try:
+            return read_header_dataset(fh)
+        except NotReadable as exc:
+            raise StoreError(f"The kiosk's copy of {row.source_path} cannot be read as DICOM "
+                             f"({exc}). Its store may be damaged; nothing was left on the "
+                             "stick.") from None
 
 
 def _scan(store: BlobStore, row: InstanceRow) -> ScannedInstance | None:
@@ -198,32 +211,27 @@ class PackagePlan:
         """
         store, tree = self._store, Layout()
         file_ids: dict[str, str] = {}
-        prefixes: dict[str, bytes] = {}
         instances: list[PackageFile] = []
-        placed: set[str] = set()
         for row in self._rows:
             uid = row.sop_instance_uid
             extra: dict[str, Any] = {"sop_instance_uid": uid, "study_uid": row.study_uid,
                                      "source_path": row.source_path,
-                                     "original_sha256": row.sha256}
-            if uid in placed:
-                # A DICOMDIR cannot list two instances with one UID: keep the other version
-                # beside the file-set, unlisted, and say why in the manifest.
-                arcname = f"EXTRA/IM{len(placed):06d}"
-                extra["not_in_dicomdir"] = "another image on the disc has the same SOP Instance UID"
-            else:
-                item: Dataset | ScannedInstance
-                with _store_errors(row.source_path):
-                    scanned = _scan(store, row)
-                    if scanned is not None:
-                        item = scanned
-                    else:
-                        item = _header(store, row)
-                        if "TransferSyntaxUID" not in getattr(item, "file_meta", {}):
-                            prefixes[uid] = _wrap_raw(item, row)
-                    arcname = file_ids[uid] = self._add(tree, item)
-            placed.add(uid)
-            prefix = prefixes.get(uid, b"")
+                                     "original_sha256": row.sha256,
+                                     "transfer_syntax": row.transfer_syntax}
+            # Several files may hold one SOP Instance UID (the same image re-exported
+            # uncompressed, RLE, JPEG-LS...; the import keeps each): every one gets its own File
+            # ID and IMAGE record, which names its transfer syntax, so a viewer can pick.
+            item: Dataset | ScannedInstance
+            prefix = b""
+            with _store_errors(row.source_path):
+                scanned = _scan(store, row)
+                if scanned is not None:
+                    item = scanned
+                else:
+                    item = _header(store, row)
+                    if "TransferSyntaxUID" not in getattr(item, "file_meta", {}):
+                        prefix = _wrap_raw(item, row)
+                arcname = self._add(tree, item)
             sha = row.sha256 if not prefix else _sha_stream(prefix, store, row.sha256)
             if prefix:
                 extra["part10_header_added"] = True
@@ -255,6 +263,9 @@ class PackagePlan:
         files = [PackageFile("DICOMDIR", len(dicomdir), _sha(dicomdir), "dicomdir",
                              data=dicomdir), *instances, *pdfs]
         yield files[0]
+        by_uid: dict[str, list[str]] = {}
+        for f in instances:
+            by_uid.setdefault(f.extra["sop_instance_uid"], []).append(f.arcname)
         self.manifest = {
             "format": "medpass-kiosk-package/1",
             "kiosk_version": __version__,
@@ -269,7 +280,7 @@ class PackagePlan:
             "source_media": self._case.get("sources", []),
             "reports": report_entries,
             "files": [{"path": f.arcname, "size": f.size, "sha256": f.sha256, "kind": f.kind,
-                       **f.extra} for f in files],
+                       **f.extra, **_same_uid(f, by_uid)} for f in files],
         }
         data = json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8")
         files.append(PackageFile("MANIFEST.JSON", len(data), _sha(data), "manifest", data=data))
@@ -282,6 +293,14 @@ class PackagePlan:
         except ValueError as exc:
             raise UsageError(f"Case {self.case_id} cannot be indexed for a DICOMDIR: {exc}"
                              ) from None
+
+
+def _same_uid(file: PackageFile, by_uid: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``same_sop_instance_uid``: the other files of the package holding this file's UID."""
+    if file.kind != "dicom":
+        return {}
+    others = sorted(p for p in by_uid.get(file.extra["sop_instance_uid"], ()) if p != file.arcname)
+    return {"same_sop_instance_uid": others} if others else {}
 
 
 def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,

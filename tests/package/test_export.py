@@ -284,7 +284,7 @@ def test_kill_9_mid_export_leaves_a_folder_marked_incomplete_and_the_retry_clean
     assert [p.name for p in stick.iterdir()] == [Path(report["folder"]).name]
 
 
-def test_a_package_with_two_versions_of_one_uid_lists_one_and_keeps_both(
+def test_a_package_with_two_versions_of_one_uid_lists_both_under_their_own_file_ids(
         service: KioskService, tmp_path: Path) -> None:
     from tests.conftest import make_instance
 
@@ -295,8 +295,10 @@ def test_a_package_with_two_versions_of_one_uid_lists_one_and_keeps_both(
     folder = Path(service.export_case(case, tmp_path / "stick", encrypt=False)["folder"])
     manifest = json.loads((folder / "MANIFEST.JSON").read_text("utf-8"))
     dicoms = [e for e in manifest["files"] if e["kind"] == "dicom"]
-    assert len(dicoms) == 2
-    assert sum(1 for e in dicoms if "not_in_dicomdir" in e) == 1
+    assert len(dicoms) == 2 and len({e["path"] for e in dicoms}) == 2
+    assert [e["same_sop_instance_uid"] for e in dicoms] == [[dicoms[1]["path"]],
+                                                            [dicoms[0]["path"]]]
+    _check_pdi(folder, manifest)  # both in the DICOMDIR, which dciodvfy accepts
 
 
 @pytest.mark.parametrize("encrypt", [True, False], ids=["encrypted", "plain"])
