@@ -42,6 +42,7 @@ from kiosk_tui.dialogs import (
     ArchivePasswordDialog,
     ErrorDialog,
     PinDialog,
+    Say,
     SetPinDialog,
     error_say,
     locked_archives,
@@ -366,10 +367,10 @@ class KioskApp(App[None]):
                 return None
             return await self._import(device, label, case_id, archive_password=password)
         if report["case_id"] is None:
-            no_dicom = report.get("no_dicom")
-            text: tuple[str, dict[str, object]] = (
-                ("nothing.found", dict(no_dicom)) if no_dicom else
-                ("nothing.text", {"label": label or device, "ignored": len(report["ignored"])}))
+            no_dicom = report.get("no_dicom")  # the core's words, English and Chinese
+            text: Say = (dict(no_dicom) if no_dicom else
+                         ("nothing.text", {"label": label or device,
+                                           "ignored": len(report["ignored"])}))
             await self.push_screen_wait(ErrorDialog(("nothing.title", {}), text))
             return None
         return report

@@ -19,7 +19,9 @@ from kiosk_tui.base import LANGUAGE_BINDING, KioskModal
 from kiosk_tui.widgets import FormInput, KeyBar
 
 #: Text for a dialog: a plain string (from the core, already final) or (i18n key, values).
-Say = str | tuple[str, dict[str, Any]]
+#: What a dialog says: the core's text as it is, an i18n key with values, or the core's own
+#: words in both languages (``{"en": ..., "zh": ...}``, e.g. the import report's ``no_dicom``).
+Say = str | tuple[str, dict[str, Any]] | dict[str, str]
 
 
 def error_say(exc: BaseException) -> tuple[Say, Say]:
@@ -35,7 +37,11 @@ def error_say(exc: BaseException) -> tuple[Say, Say]:
 
 def say(dialog: KioskModal[Any], value: Say) -> str:
     """A :data:`Say` in the dialog's current language."""
-    return value if isinstance(value, str) else dialog.tr(value[0], **value[1])
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value["zh"] if dialog.kiosk.lang == "zh" else value["en"]
+    return dialog.tr(value[0], **value[1])
 
 
 class ErrorDialog(KioskModal[None]):

@@ -211,8 +211,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "files.ignored": ("Ignored: not DICOM", "已忽略：非DICOM"),
     "files.none": ("None.", "无。"),
     "nothing.title": ("No images found", "未找到影像"),
-    # The core's own words for a medium without DICOM (kiosk/ingest/contents.py), both languages.
-    "nothing.found": ("{en}", "{zh}"),
     "nothing.text": ("No DICOM images were found on {label} ({ignored} other files). Check that "
                      "it is the imaging disc and not only the report, then insert it again.",
                      "在 {label} 上没有找到DICOM影像（其他文件 {ignored} 个）。请确认这是影像光盘"

@@ -75,7 +75,7 @@ def test_a_stale_dicomdir_and_rejected_files_are_counted(tmp_path: Path, run_cli
     listed[0].unlink()  # a record without its file
     make_instance(disc / "EXTRA", seed=9)  # a file the DICOMDIR does not list
     (disc / "GARBAGE").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
-    code, out, _err = run_cli("import", str(disc), "--case", "C1", "--same-person", "--json")
+    _code, out, _err = run_cli("import", str(disc), "--case", "C1", "--same-person", "--json")
     quirks = _quirks(json_report(out))
     assert quirks["dicomdir_stale"] == 2
     assert quirks["rejected_files"] == 1
