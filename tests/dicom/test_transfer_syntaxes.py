@@ -12,6 +12,8 @@ File Meta Information (PS3.5 A.5), so the pixel data is nowhere in the file's ow
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 import shutil
 import zlib
@@ -19,17 +21,28 @@ from pathlib import Path
 
 import pydicom.data
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     UID,
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
 )
 
-from kiosk.dicom.instance import check_pixel_data, parse_header, read_header
+from kiosk.dicom.instance import (
+    InstanceHeader,
+    NotReadable,
+    check_pixel_data,
+    parse_header,
+    read_header,
+    scan_header,
+)
 from tests.conftest import PYDICOM_FILES, json_report, make_instance
 
 #: pydicom's test files by transfer syntax (all ship in its wheel, so they are there offline).
@@ -301,3 +314,62 @@ def test_a_dataset_deflated_by_pydicom_is_what_the_helpers_above_expect(tmp_path
     partial = zlib.decompressobj(-zlib.MAX_WBITS).decompress(_deflated_part(cut))
     assert len(inflated) - len(pixels) < len(partial) < len(inflated)
     assert isinstance(read_dataset(io.BytesIO(inflated), False, True), Dataset)
+
+
+# --- the deflated path reads what the plain one reads -----------------------------------------
+
+def _deflated_twin(plain: bytes, data_set: bytes) -> tuple[bytes, bytes]:
+    """(``data_set`` after ``plain``'s File Meta, the same deflated): one data set, two files."""
+    meta_end = len(plain) - len(_deflated_part(plain))
+    meta = FileMetaDataset(read_dataset(io.BytesIO(plain[132:meta_end]), False, True))
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buf = DicomBytesIO()
+    buf.write(plain[:132])
+    write_file_meta_info(buf, meta, enforce_standard=True)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflated = buf.getvalue() + deflater.compress(data_set) + deflater.flush()
+    return plain[:meta_end] + data_set, deflated
+
+
+@functools.cache
+def _plain_seeds() -> tuple[bytes, ...]:
+    return tuple(_path(name).read_bytes()
+                 for name in ("CT_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm"))
+
+
+def _comparable(header: InstanceHeader) -> InstanceHeader:
+    return dataclasses.replace(header, transfer_syntax="", pixel_offset=0, deflated_at=None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2), cut=st.floats(0, 1), junk=st.binary(min_size=0, max_size=6),
+       where=st.floats(0, 1, exclude_max=True))
+def test_a_deflated_header_reads_like_the_same_data_set_undeflated(
+        seed: int, cut: float, junk: bytes, where: float) -> None:
+    plain = _plain_seeds()[seed]
+    data_set = _deflated_part(plain)  # (a plain file's data set: everything after its meta)
+    at = int(where * len(data_set))
+    data_set = data_set[:at] + junk + data_set[at + len(junk):]
+    data_set = data_set[:max(1, int(len(data_set) * (0.5 + cut / 2)))]
+    explicit, deflated = _deflated_twin(plain, data_set)
+
+    def read(data: bytes) -> InstanceHeader | str:
+        try:
+            return read_header(io.BytesIO(data), force=False)
+        except NotReadable as exc:
+            return f"NotReadable: {exc}"
+
+    slow, reference = read(deflated), read(explicit)
+    if isinstance(reference, InstanceHeader) and isinstance(slow, InstanceHeader):
+        assert _comparable(slow) == _comparable(reference)
+        assert slow.deflated_at == len(deflated) - len(_deflated_part(deflated))
+        assert slow.pixel_offset == reference.pixel_offset - (len(explicit) - len(data_set))
+    else:
+        assert isinstance(slow, str) == isinstance(reference, str), (slow, reference)
+    fast = scan_header(io.BytesIO(deflated))
+    if fast is not None:
+        assert fast == slow
+    # And the whole check never raises on it.
+    if isinstance(slow, InstanceHeader):
+        problem = check_pixel_data(io.BytesIO(deflated), len(deflated), slow)
+        assert problem is None or isinstance(problem, str)
