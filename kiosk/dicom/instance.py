@@ -247,13 +247,7 @@ def scan_header(fp: BinaryIO, *, deadline: Deadline | None = None) -> InstanceHe
         start = fp.tell()
         limit = SCAN_BYTES
         data = fp.read(limit)
-        deflated = header_scan.deflated_data_set(data, complete=len(data) < limit)
-        if deflated is not None:
-            header = _scan_deflated(fp, start, data[:deflated], deadline)
-            if header is not None:
-                return header
-            data = b""  # pydicom reads it (through the same bounded inflation)
-        while data:
+        while True:
             # A short read is the whole file (BytesIO, buffered files); make sure of it.
             complete = len(data) < limit
             if complete and fp.read(1):
@@ -263,6 +257,14 @@ def scan_header(fp: BinaryIO, *, deadline: Deadline | None = None) -> InstanceHe
                 header = _from_scan(result, pixel_offset=start + result.pixel_offset)
                 fp.seek(header.pixel_offset)
                 return header
+            # Declined; a deflated data set is scanned once inflated (only then: the common
+            # case pays nothing for it).
+            deflated = header_scan.deflated_data_set(data, complete=complete)
+            if deflated is not None:
+                header = _scan_deflated(fp, start, data[:deflated], deadline)
+                if header is not None:
+                    return header
+                break  # pydicom reads it (through the same bounded inflation)
             if not result.need_more or limit >= SCAN_MAX_BYTES:
                 break
             data += fp.read(SCAN_MAX_BYTES - limit)
