@@ -261,9 +261,9 @@ def scan_header(fp: BinaryIO, *, deadline: Deadline | None = None) -> InstanceHe
             # case pays nothing for it).
             deflated = header_scan.deflated_data_set(data, complete=complete)
             if deflated is not None:
-                header = _scan_deflated(fp, start, data[:deflated], deadline)
-                if header is not None:
-                    return header
+                inflated = _scan_deflated(fp, start, data[:deflated], deadline)
+                if inflated is not None:
+                    return inflated
                 break  # pydicom reads it (through the same bounded inflation)
             if not result.need_more or limit >= SCAN_MAX_BYTES:
                 break
