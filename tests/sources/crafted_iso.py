@@ -9,7 +9,7 @@ would have them (what a reviewer fed the kiosk, at any scale).
   does not list (the census counts the trees :class:`~kiosk.sources.iso.IsoSource` reads).
 
 Also run as a script to write them for measuring: ``python -m tests.sources.crafted_iso
-dense|past|udf OUT.iso N``.
+dense|reversed|past|udf OUT.iso N``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pycdlib
@@ -92,7 +93,8 @@ _NAME_PART = b"NM" + bytes([255, 1, 1]) + b"x" * 250
 
 
 def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
-                      tail: bytes = b"", ce_chain: int = 0) -> Path:
+                      tail: bytes = b"", ce_chain: int = 0,
+                      order: Sequence[int] | None = None) -> Path:
     """An image whose folder ``/A`` lists ``records`` empty files packed back to back.
 
     Parameters
@@ -110,6 +112,10 @@ def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
         If given, a chain of that many System Use continuation areas, one per block after the
         listing, each seven Rock Ridge name parts (1.8 KB) and a CE entry to the next; every
         record's CE entry points at the first (pycdlib follows the whole chain for each).
+    order : sequence of int, optional
+        The order of the records by their number (default ascending: sorted, as ECMA-119 9.3
+        wants). pycdlib inserts each record into its folder's sorted list of children and then
+        renumbers every child after it, in Python: out of order, that is quadratic.
     """
     iso = pycdlib.PyCdlib()
     # Records with System Use entries need a Rock Ridge parent folder (pycdlib checks).
@@ -132,7 +138,7 @@ def dense_listing_iso(out: Path, records: int, *, record_size: int = 0,
     first_area = extent + length // BLOCK  # the chain starts right after the listing
     if ce_chain:
         su = continuation_entry(first_area, 0, len(area) + 28 * (ce_chain > 1))
-    for i in range(records):
+    for i in range(records) if order is None else order:
         listing += directory_record(f"F{i:07d}.;1".encode(), size=record_size, system_use=su)
     listing += tail
     assert length == -(-len(listing) // BLOCK) * BLOCK
@@ -203,6 +209,9 @@ def _records_in(image: bytes, start: int, length: int) -> list[int]:
 
 if __name__ == "__main__":
     kind, target, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    {"dense": dense_listing_iso, "past": files_past_the_end_iso,
-     "udf": udf_tree_only_iso}[kind](target, count)
+    if kind == "reversed":
+        dense_listing_iso(target, count, order=range(count - 1, -1, -1))
+    else:
+        {"dense": dense_listing_iso, "past": files_past_the_end_iso,
+         "udf": udf_tree_only_iso}[kind](target, count)
     print(target, target.stat().st_size)
