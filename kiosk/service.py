@@ -25,16 +25,15 @@ from kiosk.links.case_links import CaseLinks
 from kiosk.links.slip import Slip
 from kiosk.links.tokens import Link, TokenClaims
 from kiosk.reports.merger import IncomingReport
-from kiosk.retention.policy import CaseRetention, review_cases
+from kiosk.retention.policy import CaseRetention
 from kiosk.retention.purge import (
     PurgeResult,
     UploadState,
-    purge_case,
     report_staging_prefix,
     upload_state,
 )
+from kiosk.retention.purger import Purger
 from kiosk.security.audit import AuditLog
-from kiosk.security.logfile import prune_logs
 from kiosk.security.pin import PinCheck, PinStatus, PinStore
 from kiosk.security.pin_guard import PinGuard
 from kiosk.sources.opener import open_source
@@ -87,6 +86,8 @@ class KioskService:
         self.pin_guard = PinGuard(self.pins, audit)
         #: Seconds since the epoch, for retention (tests pass a fake clock).
         self.clock: Callable[[], float] = time.time
+        self.purger = Purger(catalog, store, locations, audit, config.retention.days,
+                             lambda: self.clock())
 
     def recover(self) -> list[str]:
         """After a crash: mark dead jobs interrupted and drop their staging folders."""
@@ -227,62 +228,25 @@ class KioskService:
                           manifest_sha256=plan.files[-1].sha256)
         return export_summary(result, case_id, target, link=self.case_link(case_id).url)
 
+    # --- purge and retention (kiosk.retention.purger) ----------------------------------------
+
     def purge_case(self, case_id: str, *, force: bool = False,
                    reason: str = "coordinator") -> PurgeResult:
-        """Delete a case, every blob only it used and its leftover copies; audited.
-
-        ``reason`` goes into the audit entry: ``coordinator`` (Admin, the CLI) or
-        ``retention``.
-
-        Raises
-        ------
-        UsageError
-            No such case, an import into it is running, or not uploaded yet and ``force`` is
-            false (the caller confirms; the desk asks for the coordinator PIN).
-        """
-        result = purge_case(self.catalog, self.store, case_id, force=force,
-                            locations=self.locations)
-        self.audit.append("purge", case_id=case_id, reason=reason,
-                          forced=force and not result.uploaded, uploaded=result.uploaded,
-                          studies=result.studies, blobs_deleted=result.blobs_deleted,
-                          temps_removed=result.temps_removed,
-                          inbox_removed=result.inbox_removed)
-        return result
+        """Delete a case and what only it used; audited (see :meth:`Purger.purge`)."""
+        return self.purger.purge(case_id, force=force, reason=reason)
 
     def upload_state(self, case_id: str) -> UploadState:
         """Whether everything of ``case_id`` is on the office's server (see
         :mod:`kiosk.retention.purge`)."""
         return upload_state(self.catalog, self.store, case_id)
 
-    # --- retention -------------------------------------------------------------------------
-
     def retention_review(self) -> list[CaseRetention]:
         """Every case's retention verdict now (``retention.days``; nothing is changed)."""
-        return review_cases(self.catalog, self.store, self.config.retention.days, self.clock())
+        return self.purger.review()
 
     def run_retention(self, *, dry_run: bool = False) -> list[CaseRetention]:
-        """Purge every case due under ``retention.days``; return those purged (or due).
-
-        Only cases delivered **and** uploaded qualify, so nothing here ever needs ``force``:
-        a case that is not uploaded (re-checked inside the purge) is skipped, not forced.
-        Each purge is audited with ``reason="retention"``; rotated log files older than
-        ``retention.days`` are deleted too. Safe to run from a timer beside the desk app:
-        purging takes the database lock.
-        """
-        due = [v for v in self.retention_review() if v.purge]
-        if dry_run:
-            return due
-        purged = []
-        for verdict in due:
-            try:
-                self.purge_case(verdict.case_id, reason="retention")
-            except UsageError as exc:  # uploaded state changed, purged meanwhile, import running
-                log.info("retention: %s kept: %s", verdict.case_id, exc.text)
-                continue
-            purged.append(verdict)
-        # Rotated log files older than the retention period go with the cases of that time.
-        prune_logs(self.locations.logs_dir, self.config.retention.days, self.clock())
-        return purged
+        """Purge every case due under ``retention.days`` (see :meth:`Purger.run`)."""
+        return self.purger.run(dry_run=dry_run)
 
     def case_summaries(self) -> list[dict[str, Any]]:
         """One summary per case, newest first (see :meth:`Catalog.case_summaries`)."""
@@ -603,18 +567,10 @@ class KioskService:
         OSError
             The target cannot be read.
         """
-        import shutil
+        from kiosk.package.space import target_check
 
-        detail = self.case_detail(case_id)
-        images = sum(s["bytes"] for s in detail["studies"])
-        reports = sum(self.store.path_for(r[key]).stat().st_size
-                      for r in self.reports(case_id)
-                      for key in ("pdf_sha256", "dicom_sha256") if r.get(key))
-        needed = images + reports + (2 << 20)
-        free = shutil.disk_usage(target).free
-        others = sum(1 for p in Path(target).iterdir() if not p.name.startswith("."))
-        return {"needed": needed, "free": free, "others": others, "enough": free >= needed,
-                "instances": sum(s["instances"] for s in detail["studies"])}
+        return target_check(self.case_detail(case_id)["studies"], self.reports(case_id),
+                            self.store, target)
 
     # --- the coordinator PIN (kiosk.security.pin_guard) ---------------------------------------
 

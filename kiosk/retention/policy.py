@@ -2,13 +2,12 @@
 
 A case is due for purging ``retention.days`` days after it was **both** delivered to the
 patient (a verified export, :meth:`kiosk.store.catalog.Catalog.record_export`) **and** uploaded
-(every
-instance and report in a finished upload job, :func:`kiosk.retention.purge.upload_state`), counted
-from whichever happened last. A case that was never uploaded is never due, whatever its age; nor is
-one never delivered. ``days = 0`` turns automatic purging off.
+(every instance and report in a finished upload job, :func:`kiosk.retention.purge.upload_state`),
+counted from whichever happened last. A case that was never uploaded is never due, whatever its
+age; nor is one never delivered. ``days = 0`` turns automatic purging off.
 
-This module only decides (pure, clock passed in); :meth:`kiosk.service.KioskService.run_retention`
-purges and audits.
+This module only decides (pure, clock passed in); :class:`kiosk.retention.purger.Purger` purges
+and audits.
 """
 
 from __future__ import annotations
