@@ -96,10 +96,14 @@ class InflatedFile(io.RawIOBase):
     def reach(self, target: int) -> int:
         """Inflate up to stream position ``target`` if the data set is that long.
 
-        Returns the position reached: ``target``, or the data set's length if shorter.
+        Returns the position reached: ``target``, or the data set's length if shorter. Only
+        the :data:`WINDOW` bytes before it are kept: reading further back fails afterwards.
         """
+        return self._fill(target, keep_from=target - WINDOW)
+
+    def _fill(self, target: int, keep_from: int) -> int:
         while self.produced < target and not self.done:
-            self._inflate_some(keep_from=min(self._pos, target - WINDOW))
+            self._inflate_some(keep_from)
         return min(self.produced, target)
 
     def _inflate_some(self, keep_from: int) -> None:
@@ -157,7 +161,7 @@ class InflatedFile(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             size = self._limit - self._pos
-        end = self.reach(self._pos + size)
+        end = self._fill(self._pos + size, keep_from=min(self._pos, self._pos + size - WINDOW))
         if self._pos < self._buf_start:
             raise InflateError("a seek went further back than the inflated window")
         data = bytes(self._buf[self._pos - self._buf_start:end - self._buf_start])

@@ -16,7 +16,10 @@ import dataclasses
 import functools
 import io
 import shutil
+import struct
+import tracemalloc
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom.data
@@ -35,9 +38,11 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
 )
 
+from kiosk.dicom.deflate import InflatedFile, InflateError
 from kiosk.dicom.instance import (
     InstanceHeader,
     NotReadable,
+    TimeLimitReached,
     check_pixel_data,
     parse_header,
     read_header,
@@ -267,31 +272,109 @@ def test_a_deflated_file_whose_header_does_not_inflate_is_rejected_with_a_reason
     assert report["instances"]["verified"] == 1 and code == 0
 
 
-def test_a_deflate_bomb_header_is_refused_in_bounded_memory(tmp_path: Path) -> None:
-    import tracemalloc
+def _bomb(tmp: Path, *, before_pixels: int = 0, pixels: int | None = None) -> bytes:
+    """A real instance, deflated, with ``before_pixels`` zeros in a private element just before
+    its pixel data and (optionally) ``pixels`` zero bytes of pixel data; streamed, so the test
+    never holds the inflated bytes either."""
+    make_instance(tmp / "PLAIN", rows=512, columns=512)
+    plain = (tmp / "PLAIN").read_bytes()
+    data_set = _deflated_part(plain)
+    pixel_tag = data_set.index(b"\xe0\x7f\x10\x00OW")
+    z = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)  # level 1: zeros deflate fast
+    out = [_deflated_meta(plain), z.compress(data_set[:pixel_tag])]
 
-    path = tmp_path / "BOMB"
-    ds = make_instance(path)
-    ds.add_new(0x00091010, "OB", b"\0" * (300 << 20))  # 300 MiB of zeros before the pixels
-    ds.add_new(0x00090010, "LO", "BOMB")
-    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    ds.save_as(path, enforce_file_format=True)
-    del ds
-    data = path.read_bytes()
-    assert len(data) < 2 << 20  # a bomb: under 2 MB on the disc
+    def zeros(n: int) -> None:
+        chunk = bytes(1 << 20)
+        while n > 0:
+            out.append(z.compress(chunk[:min(n, len(chunk))]))
+            n -= len(chunk)
+
+    if before_pixels:
+        out.append(z.compress(struct.pack("<HH2sH", 0x7FDF, 0x0010, b"LO", 4) + b"BOMB"
+                              + struct.pack("<HH2sHL", 0x7FDF, 0x1010, b"OB", 0, before_pixels)))
+        zeros(before_pixels)
+    if pixels is None:
+        out.append(z.compress(data_set[pixel_tag:]))
+    else:
+        out.append(z.compress(struct.pack("<HH2sHL", 0x7FE0, 0x0010, b"OW", 0, pixels)))
+        zeros(pixels)
+    out.append(z.flush())
+    return b"".join(out)
+
+
+@pytest.fixture(scope="module")
+def header_bomb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Two MB on the disc; 300 MiB of zeros inflated before its pixel data."""
+    return _bomb(tmp_path_factory.mktemp("bomb"), before_pixels=300 << 20)
+
+
+@pytest.fixture(scope="module")
+def pixel_bomb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Five MB on the disc; 1 GiB of (zero) pixel data inflated."""
+    return _bomb(tmp_path_factory.mktemp("bomb"), pixels=1 << 30)
+
+
+def _peak(work: Callable[[], object]) -> tuple[object, int]:
     tracemalloc.start()
     try:
-        try:
-            header = parse_header(io.BytesIO(data), force=False)
-        except Exception as exc:  # noqa: BLE001 - either verdict is fine, the bound is the test
-            assert "header" in str(exc)
-        else:
-            assert header.rows == 16
-            check_pixel_data(io.BytesIO(data), len(data), header)
-        _now, peak = tracemalloc.get_traced_memory()
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 100 << 20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_a_deflate_bomb_before_the_pixels_is_read_in_bounded_memory(header_bomb: bytes) -> None:
+    assert len(header_bomb) < 3 << 20
+    header, peak = _peak(lambda: parse_header(io.BytesIO(header_bomb), force=False))
+    assert isinstance(header, InstanceHeader) and header.rows == 512
+    assert header.pixel_offset > 300 << 20  # past the zeros, in the inflated data set
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB"  # pydicom alone: 600 MiB
+    problem, peak = _peak(lambda: check_pixel_data(io.BytesIO(header_bomb), len(header_bomb),
+                                                   header))
+    assert problem is None and peak < 32 << 20
+
+
+def test_a_deflate_bomb_in_the_pixels_is_checked_in_bounded_memory(pixel_bomb: bytes) -> None:
+    assert len(pixel_bomb) < 6 << 20
+    header = parse_header(io.BytesIO(pixel_bomb), force=False)
+    problem, peak = _peak(lambda: check_pixel_data(io.BytesIO(pixel_bomb), len(pixel_bomb),
+                                                   header))
+    assert problem is None  # 1 GiB of pixel data where 512 KiB are needed: padding, not damage
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB"
+
+
+class StepClock:
+    """A monotonic clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step, self.reads = 0.0, step, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        self.now += self.step
+        return self.now
+
+
+def test_inflating_a_bomb_stops_at_the_import_deadline(header_bomb: bytes,
+                                                       pixel_bomb: bytes) -> None:
+    clock = StepClock(1.0)
+    with pytest.raises(TimeLimitReached):
+        parse_header(io.BytesIO(header_bomb), force=False, deadline=10.0, clock=clock)
+    assert clock.reads == 10  # once per MiB inflated: it stopped ~10 MiB in, not 300
+    header = parse_header(io.BytesIO(pixel_bomb), force=False)
+    clock = StepClock(1.0)
+    with pytest.raises(TimeLimitReached):
+        check_pixel_data(io.BytesIO(pixel_bomb), len(pixel_bomb), header, deadline=10.0,
+                         clock=clock)
+    assert clock.reads == 10
+
+
+def test_a_data_set_inflating_past_the_bound_is_refused(pixel_bomb: bytes) -> None:
+    start = len(pixel_bomb) - len(_deflated_part(pixel_bomb))
+    inflated = InflatedFile(io.BytesIO(pixel_bomb), start, limit=64 << 20)
+    with pytest.raises(InflateError, match="inflates to more than"):
+        inflated.seek(100 << 20)
+        inflated.read(1)
 
 
 def test_a_native_image_longer_than_its_dimensions_need_is_not_flagged(tmp_path: Path) -> None:
@@ -318,16 +401,22 @@ def test_a_dataset_deflated_by_pydicom_is_what_the_helpers_above_expect(tmp_path
 
 # --- the deflated path reads what the plain one reads -----------------------------------------
 
-def _deflated_twin(plain: bytes, data_set: bytes) -> tuple[bytes, bytes]:
-    """(``data_set`` after ``plain``'s File Meta, the same deflated): one data set, two files."""
+def _deflated_meta(plain: bytes) -> bytes:
+    """``plain``'s preamble and File Meta Information, saying Deflated Explicit VR LE."""
     meta_end = len(plain) - len(_deflated_part(plain))
     meta = FileMetaDataset(read_dataset(io.BytesIO(plain[132:meta_end]), False, True))
     meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     buf = DicomBytesIO()
     buf.write(plain[:132])
     write_file_meta_info(buf, meta, enforce_standard=True)
+    return buf.getvalue()
+
+
+def _deflated_twin(plain: bytes, data_set: bytes) -> tuple[bytes, bytes]:
+    """(``data_set`` after ``plain``'s File Meta, the same deflated): one data set, two files."""
+    meta_end = len(plain) - len(_deflated_part(plain))
     deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
-    deflated = buf.getvalue() + deflater.compress(data_set) + deflater.flush()
+    deflated = _deflated_meta(plain) + deflater.compress(data_set) + deflater.flush()
     return plain[:meta_end] + data_set, deflated
 
 
