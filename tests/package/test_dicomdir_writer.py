@@ -224,3 +224,32 @@ def test_values_the_fast_path_cannot_vouch_for_are_left_to_pydicom() -> None:
     assert not scanned(v=(0x00080018, b"LO", b"1.2.3.4 "))  # an unexpected VR
     head = _raw_instance(base, syntax)[:300]  # the header continues past the bytes read
     assert scan_instance(head, complete=False, load=lambda: Dataset()) is None
+
+
+def test_one_uid_in_several_encodings_gets_a_record_and_file_id_each(tmp_path: Path) -> None:
+    # pydicom's own copies of MR_small in four transfer syntaxes: one SOP Instance UID.
+    names = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
+             "MR_small_bigendian.dcm"]
+    items = []
+    for name in names:
+        data = (PYDICOM_FILES / name).read_bytes()
+        path = PYDICOM_FILES / name
+        scanned = scan_instance(data, complete=True,
+                                load=lambda p=path: dcmread(p, stop_before_pixels=True))
+        items.append(scanned or dcmread(path, stop_before_pixels=True))  # big endian: pydicom
+    ids, tree = layout(items)
+    assert len(set(ids)) == 4
+    (tmp_path / "DICOMDIR").write_bytes(write_dicomdir(tree))
+    images = [r for r in dcmread(tmp_path / "DICOMDIR").DirectoryRecordSequence
+              if r.DirectoryRecordType == "IMAGE"]
+    assert ["/".join(r.ReferencedFileID) for r in images] == ids
+    assert len({r.ReferencedSOPInstanceUIDInFile for r in images}) == 1
+    assert [r.ReferencedTransferSyntaxUIDInFile for r in images] == [
+        str(dcmread(PYDICOM_FILES / n, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        for n in names]
+    for name, file_id in zip(names, ids, strict=True):
+        (tmp_path / file_id).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PYDICOM_FILES / name, tmp_path / file_id)
+    loaded = FileSet(tmp_path / "DICOMDIR")  # pydicom loads all four, each with its syntax
+    assert sorted(i.TransferSyntaxUID for i in loaded) == sorted(
+        r.ReferencedTransferSyntaxUIDInFile for r in images)
