@@ -234,7 +234,10 @@ class Importer:
             if len(entries) % 5000 == 0:
                 notify(ImportProgress("counting", 0, len(entries), 0, size,
                                       display_path(entry.path), time.monotonic() - started))
-        return disc_order(entries), size
+        # Under max_files the scan reads the first max_files listed, as the limit promises, in
+        # disc order; one more entry past them only tells the scan to stop there.
+        limit = limits.max_files
+        return disc_order(entries[:limit]) + entries[limit:], size
 
     def _ingest_all(self, source: ArchiveSource, entries: list[Entry], staging: Any, run: _Run,
                     progress: Callable[[str, str], None],
@@ -453,7 +456,9 @@ class Importer:
             if row.problem:
                 problems.append({"path": row.source_path, "problem": row.problem})
             rows.append(row)
-        patients, study_info = run.patients, run.study_info
+        # Sorted, not in read order: that follows the disc's layout, which says nothing.
+        patients = dict(sorted(run.patients.items()))
+        study_info = run.study_info
         dicomdir = self._reconcile(run, run.paths)
         complete = run.error is None
         merge = None
@@ -538,8 +543,11 @@ class Importer:
             s["modalities"].add(r.modality)
             s["series"].add(r.series_uid)
             s["instances"] += 1
+        # Newest first, as study lists go; never in read order (that follows the disc layout).
+        ordered = sorted(out.values(), key=lambda s: (s["study_date"], s["study_uid"]),
+                         reverse=True)
         return [s | {"modalities": sorted(m for m in s["modalities"] if m),
-                     "series": len(s["series"])} for s in out.values()]
+                     "series": len(s["series"])} for s in ordered]
 
     def _series_counts(self, case_id: str, rows: list[InstanceRow]) -> list[dict[str, str]]:
         """Every instance read from this medium must be in the case's stored manifests."""

@@ -18,25 +18,23 @@ version suffix and trailing ``.`` (kept in upper case, as the disc's DICOMDIR sp
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, Literal
 
 import pycdlib
 from pycdlib import dr
 from pycdlib.pycdlibexception import PyCdlibException
 
-from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
-from kiosk.sources.extents import DeadlineFile, ExtentReader
+from kiosk.errors import DiscTreeLimitError, SourceError
+from kiosk.sources.disc_image import DiscImageSource, Indexed
+from kiosk.sources.extents import DeadlineFile
 from kiosk.sources.iso_census import census, time_limit_error
 from kiosk.sources.scan_limits import ScanLimits
-from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
+from kiosk.sources.source import Entry, EntryKind
 
 __all__ = ["IsoSource"]
 
@@ -78,17 +76,7 @@ class _Iso9660Trees(pycdlib.PyCdlib):
         """Leave the UDF file tree unread."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Indexed:
-    """One entry of the index built at open time: what to report and where its bytes are."""
-
-    entry: Entry
-    #: ``(byte offset on the image, length)`` runs, concatenated in order (several only for
-    #: multi-extent files over 4 GiB).
-    extents: tuple[tuple[int, int], ...]
-
-
-class IsoSource:
+class IsoSource(DiscImageSource):
     """A :class:`~kiosk.sources.source.Source` over an ISO9660 image file or block device.
 
     Parameters
@@ -124,50 +112,21 @@ class IsoSource:
     filesystem = "iso9660"
 
     def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
-        self.path = Path(path)
-        self._limits = limits or ScanLimits()
-        self.description = str(path)
-        self.label: str | None = None
+        #: Which of the disc's name spaces the entry paths come from (set while parsing).
         self.naming: Naming = "iso9660"
-        self._closed = False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise SourceError(
-                f"{self.path} does not exist. Check the path or insert the medium."
-            ) from None
-        except OSError as exc:
-            raise self._open_failed(exc) from exc
-        try:
-            st = os.fstat(fd)
-            self._is_block = stat.S_ISBLK(st.st_mode)
-            # Identity used by is_present(): the device number for a device node (the node
-            # itself survives a detach), the inode for an image file.
-            self._identity = (st.st_rdev,) if self._is_block else (st.st_dev, st.st_ino)
-            if os.lseek(fd, 0, os.SEEK_END) == 0:
-                raise SourceError(
-                    f"{self.path} is empty: there is no disc in the drive, or the image holds "
-                    "nothing. Insert the disc and try again."
-                )
-            self._pvd = os.pread(fd, _PVD_LENGTH, _PVD_OFFSET)
-            # One deadline for counting and indexing: together they may take max_seconds.
-            deadline = self._limits.deadline()
-            if self._pvd[1:6] == b"CD001":
-                census(fd, self._limits, deadline=deadline)
-            self._index, self._order = self._parse(fd, deadline)
-        except OSError as exc:
-            raise self._open_failed(exc) from exc
-        finally:
-            # No descriptor is kept between reads: an open descriptor would defer a loop
-            # device's detach (and lock a drive's tray) for as long as the source exists.
-            os.close(fd)
+        super().__init__(path, limits)
+
+    def _read(self, fd: int, size: int) -> None:
+        """Count the tree (the census), then let pycdlib parse it and index it."""
+        self._pvd = os.pread(fd, _PVD_LENGTH, _PVD_OFFSET)
+        self._signature = (_PVD_OFFSET, self._pvd)
+        # One deadline for counting and indexing: together they may take max_seconds.
+        deadline = self._limits.deadline()
+        if self._pvd[1:6] == b"CD001":
+            census(fd, self._limits, deadline=deadline)
+        self._index, self._order = self._parse(fd, deadline)
 
     # ----------------------------------------------------------------------------- opening
-
-    def _open_failed(self, exc: OSError) -> SourceError:
-        if exc.errno == errno.ENOMEDIUM:
-            return SourceError(f"There is no disc in {self.path}. Insert the disc and try again.")
-        return SourceError(f"{self.path} cannot be read: {exc.strerror or exc}.")
 
     def _not_iso(self, detail: object) -> SourceError:
         return SourceError(
@@ -176,7 +135,7 @@ class IsoSource:
             "it and import the directory instead."
         )
 
-    def _parse(self, fd: int, deadline: float) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+    def _parse(self, fd: int, deadline: float) -> tuple[dict[str, Indexed], list[Entry | str]]:
         """Parse the directory tree with pycdlib and index it; pycdlib is closed afterwards."""
         if len(self._pvd) < 6 or self._pvd[1:6] != b"CD001":
             # Checked here so that a random file gets a plain message instead of whatever
@@ -207,7 +166,7 @@ class IsoSource:
             fp.close()
 
     def _index_tree(self, iso: Any, fd: int,
-                    deadline: float) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+                    deadline: float) -> tuple[dict[str, Indexed], list[Entry | str]]:
         pvd = iso.pvd
         self.label = _decode_label(pvd.volume_identifier)
         if iso.has_rock_ridge():
@@ -223,7 +182,7 @@ class IsoSource:
         self._image_size = os.lseek(fd, 0, os.SEEK_END)
         # Only while indexing: it holds the descriptor, closed when the open ends.
         recorded = _RecordedLengths(fd, self._block, self._image_size)
-        index: dict[str, _Indexed] = {}
+        index: dict[str, Indexed] = {}
         # Entries, and folder paths just before their contents (for entries(max_depth)).
         order: list[Entry | str] = []
         clock = self._limits.clock
@@ -240,7 +199,7 @@ class IsoSource:
     def _walk(
         self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int],
         recorded: _RecordedLengths,
-    ) -> Iterator[_Indexed | str]:
+    ) -> Iterator[Indexed | str]:
         """Yield indexed entries below ``directory``, depth first, sorted by name.
 
         Each folder's path (``"a/b"``) comes just before what is in it.
@@ -248,7 +207,7 @@ class IsoSource:
         # A directory extent met twice means a loop in a crafted image; never walk it again.
         location = directory.extent_location()
         if location in seen or depth > _MAX_DEPTH:
-            yield _Indexed(Entry(prefix.rstrip("/") or ".", -1, EntryKind.SPECIAL), ())
+            yield Indexed(Entry(prefix.rstrip("/") or ".", -1, EntryKind.SPECIAL), ())
             return
         seen.add(location)
 
@@ -293,12 +252,12 @@ class IsoSource:
                 yield rel
                 yield from self._walk(rec, rel + "/", depth + 1, seen, recorded)
             elif rec.is_symlink():
-                yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
+                yield Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
             elif rr is not None and _is_special_mode(rr):
-                yield _Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
+                yield Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
             elif rec.file_unit_size or rec.interleave_gap_size:
                 # Interleaved files cannot be read as one run (Linux refuses them too).
-                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+                yield Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
             else:
                 extents = self._extents(rec, recorded)
                 size = sum(length for _, length in extents)
@@ -306,7 +265,7 @@ class IsoSource:
                 # no run: its record still says where it would be).
                 location = (extents[0][0] if extents
                             else (rec.extent_location() + rec.xattr_len) * self._block)
-                yield _Indexed(Entry(rel, size, EntryKind.FILE, location), extents)
+                yield Indexed(Entry(rel, size, EntryKind.FILE, location), extents)
 
     def _name_of(self, rec: dr.DirectoryRecord, ident: bytes) -> str:
         """The name a Linux mount would show, made safe to use as one path component."""
@@ -340,180 +299,8 @@ class IsoSource:
             part = part.data_continuation
         return tuple(runs)
 
-    # --------------------------------------------------------------------------- the Source
-
-    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
-        """Yield every non-directory entry, depth first, sorted by name within a directory.
-
-        The tree was read when the source was opened, so listing never touches the medium.
-
-        Parameters
-        ----------
-        max_depth : int
-            Folders a file may be nested in. A deeper folder is yielded once, as
-            ``EntryKind.TOO_DEEP``, instead of what is below it.
-
-        Yields
-        ------
-        Entry
-            Files, Rock Ridge symlinks (``EntryKind.SYMLINK``, never followed), device
-            nodes or unreadable entries (``EntryKind.SPECIAL``) and folders too deep to enter.
-        """
-        self._check_open()
-        pruned: str | None = None
-        for item in self._order:
-            path = item if isinstance(item, str) else item.path
-            # The index is depth first, so everything below one pruned folder is contiguous.
-            if pruned is not None and path.startswith(pruned):
-                continue
-            if isinstance(item, Entry):
-                yield item
-            elif item.count("/") >= max_depth:  # its files would be max_depth + 1 deep
-                pruned = item + "/"
-                yield Entry(item, 0, EntryKind.TOO_DEEP)
-
-    def open(self, path: str) -> BinaryIO:
-        """Open the regular file ``path`` for reading.
-
-        Parameters
-        ----------
-        path : str
-            A path exactly as :meth:`entries` yielded it.
-
-        Returns
-        -------
-        BinaryIO
-            An unbuffered, seekable reader with its own file descriptor, safe to use in
-            parallel with readers of other files from other threads.
-
-        Raises
-        ------
-        SourceReadError
-            No such file, or it is a symlink, a special entry or a directory.
-        MediumRemovedError
-            The image or device is gone.
-        """
-        self._check_open()
-        item = self._index.get(path)
-        if item is None or item.entry.kind is not EntryKind.FILE:
-            if not self.is_present():
-                raise self._removed()
-            if item is None:
-                raise SourceReadError(
-                    f"{path}: no such file on {self.description}.", errno=errno.ENOENT
-                )
-            # Symlinks are never followed, special entries never opened.
-            raise SourceReadError(f"{path}: not a regular file ({item.entry.kind.value}).")
-        # A descriptor per reader: pread never shares a seek position, so threads cannot
-        # disturb each other, and a reader outlives nothing but itself.
-        fd = self._open_same_disc(path)
-        return cast(BinaryIO, ExtentReader(self, path, fd, item.extents, item.entry.size))
-
-    def _open_same_disc(self, path: str) -> int:
-        """Open the image or device again and check it still holds the disc we indexed."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise self._removed() from None
-        except OSError as exc:
-            if exc.errno == errno.ENOMEDIUM:
-                raise self._removed() from exc
-            raise self.read_error(path, exc) from exc
-        try:
-            if self._same_disc(fd):
-                return fd
-        except OSError as exc:
-            os.close(fd)
-            raise self.read_error(path, exc) from exc
-        os.close(fd)
-        raise self._removed()
-
-    def _same_disc(self, fd: int) -> bool:
-        """Whether ``fd`` is the same file or device, not empty, with the same volume."""
-        st = os.fstat(fd)
-        if self._is_block:
-            if not stat.S_ISBLK(st.st_mode) or (st.st_rdev,) != self._identity:
-                return False
-        elif (st.st_dev, st.st_ino) != self._identity:
-            return False
-        # A detached loop device reads as 0 bytes; a swapped disc has another descriptor.
-        if os.lseek(fd, 0, os.SEEK_END) == 0:
-            return False
-        return os.pread(fd, _PVD_LENGTH, _PVD_OFFSET) == self._pvd
-
-    def is_present(self) -> bool:
-        """Return whether the image or device is still there and still holds the same disc.
-
-        A detached loop device keeps its ``/dev`` node but reads as 0 bytes; a drive whose disc
-        was swapped keeps its device number but shows another volume descriptor.
-
-        Returns
-        -------
-        bool
-            True when the path is the same file or device, is not empty, and its primary
-            volume descriptor is unchanged.
-        """
-        try:
-            # O_NONBLOCK: opening a CD drive with its tray open must not close the tray.
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return False
-        try:
-            return self._same_disc(fd)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        """Forget the medium; readers already opened keep working until they are closed.
-
-        No descriptor is held between reads, so there is nothing else to release.
-        """
-        self._closed = True
-
-    def __enter__(self) -> IsoSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"IsoSource({self.description!r}, naming={self.naming!r}, label={self.label!r})"
-
-    # ------------------------------------------------------------------------------ errors
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError(f"{self.description}: the source is closed.")
-
-    def _removed(self) -> MediumRemovedError:
-        return MediumRemovedError(
-            "The disc was removed during the import. Insert it again and repeat the import; "
-            "files already stored are kept."
-        )
-
-    def read_error(self, path: str, exc: OSError) -> Exception:
-        """The error to raise for a failed read of ``path`` (the medium gone, or EIO)."""
-        """Map an OSError from reading ``path`` to the medium being gone or one bad file."""
-        if exc.errno in GONE_ERRNOS or not self.is_present():
-            return self._removed()
-        return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
-
-    def short_read(self, path: str) -> Exception:
-        """The error to raise when the image ends before ``path`` does."""
-        """The disc ended inside a file: pulled medium, or a truncated/damaged image."""
-        if not self.is_present():
-            return self._removed()
-        return SourceReadError(
-            f"{path}: the disc ends before this file does (truncated image or damaged disc).",
-            errno=errno.EIO,
-        )
 
 
 class _RecordedLengths:

@@ -23,20 +23,15 @@ deleted ones are not; symlinks are reported and never followed.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, cast
 
-from kiosk.errors import DiscTreeLimitError, MediumRemovedError, SourceError, SourceReadError
-from kiosk.sources.extents import ExtentReader
+from kiosk.errors import DiscTreeLimitError, SourceError
+from kiosk.sources.disc_image import DiscImageSource, Indexed
 from kiosk.sources.iso_census import CHECK_EVERY, max_records, time_limit_error
 from kiosk.sources.scan_limits import MAX_FILES, ScanLimits
-from kiosk.sources.source import GONE_ERRNOS, MAX_DEPTH, Entry, EntryKind
+from kiosk.sources.source import MAX_DEPTH, Entry, EntryKind
 from kiosk.sources.udf_descriptors import (
     FID_DIRECTORY,
     FID_HIDDEN,
@@ -88,12 +83,6 @@ def is_udf(fd: int) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class _Indexed:
-    entry: Entry
-    extents: tuple[tuple[int, int], ...]
-
-
 @dataclass(slots=True)
 class _Budget:
     """What reading the tree may still spend, and the clock."""
@@ -143,7 +132,7 @@ class _Budget:
             raise DiscTreeLimitError(_SIZE_MESSAGE, limit="directory_bytes")
 
 
-class UdfSource:
+class UdfSource(DiscImageSource):
     """A :class:`~kiosk.sources.source.Source` over a UDF image file or block device.
 
     Parameters
@@ -175,65 +164,37 @@ class UdfSource:
     #: How the medium is read (see :class:`~kiosk.sources.source.Source`).
     filesystem = "udf"
 
-    def __init__(self, path: Path | str, limits: ScanLimits | None = None) -> None:
-        self.path = Path(path)
-        self._limits = limits or ScanLimits()
-        self.description = str(path)
-        self.label: str | None = None
-        self._closed = False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise SourceError(
-                f"{self.path} does not exist. Check the path or insert the medium.") from None
-        except OSError as exc:
-            raise self._open_failed(exc) from exc
-        try:
-            st = os.fstat(fd)
-            self._is_block = stat.S_ISBLK(st.st_mode)
-            # Identity used by is_present(): the device number for a device node (the node
-            # itself survives a detach), the inode for an image file.
-            self._identity = (st.st_rdev,) if self._is_block else (st.st_dev, st.st_ino)
-            size = os.lseek(fd, 0, os.SEEK_END)
-            if size == 0:
-                raise SourceError(
-                    f"{self.path} is empty: there is no disc in the drive, or the image holds "
-                    "nothing. Insert the disc and try again.")
-            budget = _Budget(self._limits, self._limits.deadline())
+    def _read(self, fd: int, size: int) -> None:
+        """Find the volume and read its tree, within the limits."""
+        budget = _Budget(self._limits, self._limits.deadline())
 
-            def pread(length: int, offset: int) -> bytes:
-                budget.count_read()
-                return os.pread(fd, length, offset)
+        def pread(length: int, offset: int) -> bytes:
+            budget.count_read()
+            return os.pread(fd, length, offset)
 
-            try:
-                self._volume = Volume(pread, size, budget.extents_left())
-                self.label = self._volume.label
-                self._index, self._order = self._read_tree(budget)
-            except UdfUnsupported as exc:
-                raise UdfUnsupportedError(
-                    f"{self.path} is a UDF disc that uses {exc}, which the kiosk cannot read "
-                    "without mounting it. 此光盘使用了本机无法直接读取的 UDF 功能。"
-                    "Ask the hospital for a finalised disc (or an ISO9660/UDF bridge disc)."
-                ) from None
-            except UdfDamaged as exc:
-                raise self._damaged(exc) from None
-            self._primary = (self._volume.primary_at, self._volume.primary)
-        except OSError as exc:
-            raise self._open_failed(exc) from exc
-        finally:
-            # No descriptor is kept between reads: an open descriptor would defer a loop
-            # device's detach (and lock a drive's tray) for as long as the source exists.
-            os.close(fd)
+        try:
+            self._volume = Volume(pread, size, budget.extents_left())
+            self.label = self._volume.label
+            self._index, self._order = self._read_tree(budget)
+        except UdfUnsupported as exc:
+            raise UdfUnsupportedError(
+                f"{self.path} is a UDF disc that uses {exc}, which the kiosk cannot read "
+                "without mounting it. 此光盘使用了本机无法直接读取的 UDF 功能。"
+                "Ask the hospital for a finalised disc (or an ISO9660/UDF bridge disc)."
+            ) from None
+        except UdfDamaged as exc:
+            raise self._damaged(exc) from None
+        self._signature = (self._volume.primary_at, self._volume.primary)
 
     # ------------------------------------------------------------------------- the tree
 
-    def _read_tree(self, budget: _Budget) -> tuple[dict[str, _Indexed], list[Entry | str]]:
+    def _read_tree(self, budget: _Budget) -> tuple[dict[str, Indexed], list[Entry | str]]:
         volume = self._volume
         partition, block = volume.root
         root = volume.file_entry(partition, block, budget.extents_left())
         if root.file_type != FT_DIRECTORY:
             raise UdfDamaged("the root folder's file entry is not a folder")
-        index: dict[str, _Indexed] = {}
+        index: dict[str, Indexed] = {}
         # Entries, and folder paths just before their contents (for entries(max_depth)).
         order: list[Entry | str] = []
         seen = {volume.offset_of(partition, block)}
@@ -246,7 +207,7 @@ class UdfSource:
         return index, order
 
     def _walk(self, folder: FileEntry, prefix: str, depth: int, seen: set[int],
-              budget: _Budget) -> Iterator[_Indexed | str]:
+              budget: _Budget) -> Iterator[Indexed | str]:
         """Yield indexed entries below ``folder``, depth first, sorted by name.
 
         Each folder's path comes just before what is in it.
@@ -270,7 +231,7 @@ class UdfSource:
             try:
                 fe = self._volume.file_entry(fid.partition, fid.block, budget.extents_left())
             except UdfDamaged:
-                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+                yield Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
                 continue
             budget.extents += len(fe.extents)
             if fe.file_type == FT_DIRECTORY:
@@ -285,16 +246,16 @@ class UdfSource:
                 try:
                     runs = self._volume.data_runs(fe)
                 except UdfDamaged:
-                    yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
+                    yield Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())
                     continue
                 location = next((start for start, _ in runs if start != HOLE), None)
-                yield _Indexed(Entry(rel, fe.size, EntryKind.FILE, location), runs)
+                yield Indexed(Entry(rel, fe.size, EntryKind.FILE, location), runs)
             elif fe.file_type == FT_SYMLINK:
-                yield _Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
+                yield Indexed(Entry(rel, 0, EntryKind.SYMLINK), ())
             elif fid.characteristics & FID_DIRECTORY:
-                yield _Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())  # says folder, is not
+                yield Indexed(Entry(rel, -1, EntryKind.SPECIAL), ())  # says folder, is not
             else:
-                yield _Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
+                yield Indexed(Entry(rel, 0, EntryKind.SPECIAL), ())
 
     def _listing(self, folder: FileEntry, budget: _Budget) -> list[Fid]:
         """The FIDs of one folder, read in chunks within the budget."""
@@ -322,176 +283,14 @@ class UdfSource:
             budget.check_records(len(fids))
         return fids
 
-    # --------------------------------------------------------------------------- the Source
-
-    def entries(self, max_depth: int = MAX_DEPTH) -> Iterator[Entry]:
-        """Yield every non-directory entry, depth first, sorted by name within a directory.
-
-        The tree was read when the source was opened, so listing never touches the medium.
-
-        Parameters
-        ----------
-        max_depth : int
-            Folders a file may be nested in. A deeper folder is yielded once, as
-            ``EntryKind.TOO_DEEP``, instead of what is below it.
-
-        Yields
-        ------
-        Entry
-            Files, symlinks (``EntryKind.SYMLINK``, never followed), device nodes and
-            unreadable entries (``EntryKind.SPECIAL``) and folders too deep to enter.
-        """
-        self._check_open()
-        pruned: str | None = None
-        for item in self._order:
-            path = item if isinstance(item, str) else item.path
-            # The index is depth first, so everything below one pruned folder is contiguous.
-            if pruned is not None and path.startswith(pruned):
-                continue
-            if isinstance(item, Entry):
-                yield item
-            elif item.count("/") >= max_depth:  # its files would be max_depth + 1 deep
-                pruned = item + "/"
-                yield Entry(item, 0, EntryKind.TOO_DEEP)
-
-    def open(self, path: str) -> BinaryIO:
-        """Open the regular file ``path`` for reading.
-
-        Parameters
-        ----------
-        path : str
-            A path exactly as :meth:`entries` yielded it.
-
-        Returns
-        -------
-        BinaryIO
-            An unbuffered, seekable reader with its own file descriptor, safe to use in
-            parallel with readers of other files from other threads.
-
-        Raises
-        ------
-        SourceReadError
-            No such file, or it is a symlink, a special entry or a directory.
-        MediumRemovedError
-            The image or device is gone.
-        """
-        self._check_open()
-        item = self._index.get(path)
-        if item is None or item.entry.kind is not EntryKind.FILE:
-            if not self.is_present():
-                raise self._removed()
-            if item is None:
-                raise SourceReadError(
-                    f"{path}: no such file on {self.description}.", errno=errno.ENOENT)
-            # Symlinks are never followed, special entries never opened.
-            raise SourceReadError(f"{path}: not a regular file ({item.entry.kind.value}).")
-        fd = self._open_same_disc(path)
-        return cast(BinaryIO, ExtentReader(self, path, fd, item.extents, item.entry.size))
-
-    def _open_same_disc(self, path: str) -> int:
-        """Open the image or device again and check it still holds the disc we indexed."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise self._removed() from None
-        except OSError as exc:
-            if exc.errno == errno.ENOMEDIUM:
-                raise self._removed() from exc
-            raise self.read_error(path, exc) from exc
-        try:
-            if self._same_disc(fd):
-                return fd
-        except OSError as exc:
-            os.close(fd)
-            raise self.read_error(path, exc) from exc
-        os.close(fd)
-        raise self._removed()
-
-    def _same_disc(self, fd: int) -> bool:
-        """Whether ``fd`` is the same file or device, not empty, with the same volume."""
-        st = os.fstat(fd)
-        if self._is_block:
-            if not stat.S_ISBLK(st.st_mode) or (st.st_rdev,) != self._identity:
-                return False
-        elif (st.st_dev, st.st_ino) != self._identity:
-            return False
-        # A detached loop device reads as 0 bytes; a swapped disc has another primary volume
-        # descriptor (its recording time and volume set identifier differ).
-        if os.lseek(fd, 0, os.SEEK_END) == 0:
-            return False
-        at, primary = self._primary
-        return os.pread(fd, len(primary), at) == primary
-
-    def is_present(self) -> bool:
-        """Return whether the image or device is still there and still holds the same disc.
-
-        Returns
-        -------
-        bool
-            True when the path is the same file or device, is not empty, and its primary
-            volume descriptor is unchanged.
-        """
-        try:
-            # O_NONBLOCK: opening a CD drive with its tray open must not close the tray.
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return False
-        try:
-            return self._same_disc(fd)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-
-    def close(self) -> None:
-        """Forget the medium; readers already opened keep working until they are closed."""
-        self._closed = True
-
-    def __enter__(self) -> UdfSource:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"UdfSource({self.description!r}, label={self.label!r})"
-
-    # ------------------------------------------------------------------------------ errors
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError(f"{self.description}: the source is closed.")
-
-    def _open_failed(self, exc: OSError) -> SourceError:
-        if exc.errno == errno.ENOMEDIUM:
-            return SourceError(f"There is no disc in {self.path}. Insert the disc and try again.")
-        return SourceError(f"{self.path} cannot be read: {exc.strerror or exc}.")
 
     def _damaged(self, exc: UdfDamaged) -> SourceError:
         return SourceError(
             f"{self.path} is not a readable UDF disc (it is damaged, truncated or crafted): "
             f"{exc}. 光盘的 UDF 文件系统已损坏或不完整，无法读取。Ask the hospital for a new "
             "disc. 请医院重新刻录光盘。")
-
-    def _removed(self) -> MediumRemovedError:
-        return MediumRemovedError(
-            "The disc was removed during the import. Insert it again and repeat the import; "
-            "files already stored are kept.")
-
-    def read_error(self, path: str, exc: OSError) -> Exception:
-        """The error to raise for a failed read of ``path`` (the medium gone, or EIO)."""
-        if exc.errno in GONE_ERRNOS or not self.is_present():
-            return self._removed()
-        return SourceReadError(f"{path}: {exc.strerror or exc}", errno=exc.errno)
-
-    def short_read(self, path: str) -> Exception:
-        """The error to raise when the image ends before ``path`` does."""
-        if not self.is_present():
-            return self._removed()
-        return SourceReadError(
-            f"{path}: the disc ends before this file does (truncated image or damaged disc).",
-            errno=errno.EIO)
 
 
 def _safe_name(name: str) -> str:
