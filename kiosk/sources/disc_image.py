@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -89,6 +89,20 @@ class DiscImageSource:
     def _read(self, fd: int, size: int) -> None:
         """Parse the disc's tree from ``fd`` (``size`` bytes) into the index."""
         raise NotImplementedError
+
+    @staticmethod
+    def _indexed(walk: Iterable[Indexed | str]) -> tuple[dict[str, Indexed], list[Entry | str]]:
+        """The index and the depth-first order from a walk of entries and folder paths."""
+        index: dict[str, Indexed] = {}
+        # Entries, and folder paths just before their contents (for entries(max_depth)).
+        order: list[Entry | str] = []
+        for item in walk:
+            if isinstance(item, str):
+                order.append(item)
+                continue
+            index[item.entry.path] = item
+            order.append(item.entry)
+        return index, order
 
     # --------------------------------------------------------------------------- the Source
 

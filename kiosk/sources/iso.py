@@ -182,19 +182,15 @@ class IsoSource(DiscImageSource):
         self._image_size = os.lseek(fd, 0, os.SEEK_END)
         # Only while indexing: it holds the descriptor, closed when the open ends.
         recorded = _RecordedLengths(fd, self._block, self._image_size)
-        index: dict[str, Indexed] = {}
-        # Entries, and folder paths just before their contents (for entries(max_depth)).
-        order: list[Entry | str] = []
         clock = self._limits.clock
-        for n, item in enumerate(self._walk(root, "", 0, set(), recorded), 1):
-            if n % _INDEX_CHECK_EVERY == 0 and clock() > deadline:
-                raise time_limit_error(self._limits)
-            if isinstance(item, str):
-                order.append(item)
-                continue
-            index[item.entry.path] = item
-            order.append(item.entry)
-        return index, order
+
+        def timed() -> Iterator[Indexed | str]:
+            for n, item in enumerate(self._walk(root, "", 0, set(), recorded), 1):
+                if n % _INDEX_CHECK_EVERY == 0 and clock() > deadline:
+                    raise time_limit_error(self._limits)
+                yield item
+
+        return self._indexed(timed())
 
     def _walk(
         self, directory: dr.DirectoryRecord, prefix: str, depth: int, seen: set[int],

@@ -194,17 +194,8 @@ class UdfSource(DiscImageSource):
         root = volume.file_entry(partition, block, budget.extents_left())
         if root.file_type != FT_DIRECTORY:
             raise UdfDamaged("the root folder's file entry is not a folder")
-        index: dict[str, Indexed] = {}
-        # Entries, and folder paths just before their contents (for entries(max_depth)).
-        order: list[Entry | str] = []
         seen = {volume.offset_of(partition, block)}
-        for item in self._walk(root, "", 0, seen, budget):
-            if isinstance(item, str):
-                order.append(item)
-                continue
-            index[item.entry.path] = item
-            order.append(item.entry)
-        return index, order
+        return self._indexed(self._walk(root, "", 0, seen, budget))
 
     def _walk(self, folder: FileEntry, prefix: str, depth: int, seen: set[int],
               budget: _Budget) -> Iterator[Indexed | str]:
