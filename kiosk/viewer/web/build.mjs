@@ -127,7 +127,13 @@ const licences = [
   ...sections,
 ].join("\n");
 
-fs.writeFileSync(path.join(dist, "OPEN_IMAGES.html"), page);
-fs.writeFileSync(path.join(dist, "LICENSES.TXT"), licences);
+// Written to a temp name and renamed: a test reading the page never sees half of it.
+function writeAtomic(name, text) {
+  const tmp = path.join(dist, `.${name}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, path.join(dist, name));
+}
+writeAtomic("OPEN_IMAGES.html", page);
+writeAtomic("LICENSES.TXT", licences);
 const sha = createHash("sha256").update(page).digest("hex");
 console.log(`OPEN_IMAGES.html ${size} bytes sha256 ${sha.slice(0, 16)}; ${packages.size} packages in LICENSES.TXT`);
