@@ -13,7 +13,19 @@ export async function decodeCompressed(codec, bytes, g) {
   switch (codec) {
     case "rle":
       return { samples: decodeRle(bytes, g) };
+    case "jpeg8":
+      return (await import("./jpeg8.js")).decodeJpeg8(bytes);
+    case "jpeg12":
+      // Process 2 (8-bit) is also libjpeg-turbo's; only 12-bit needs the JS decoder.
+      if (g.bitsStored <= 8) return (await import("./jpeg8.js")).decodeJpeg8(bytes);
+      return (await import("./jpeg12.js")).decodeJpeg12(bytes, g);
+    case "jpeglossless":
+      return (await import("./lossless.js")).decodeJpegLossless(bytes, g);
+    case "jpegls":
+      return (await import("./jpegls.js")).decodeJpegLs(bytes);
+    case "j2k":
+      return (await import("./j2k.js")).decodeJ2k(bytes);
     default:
-      throw new Error(`no decoder for ${codec} yet`);
+      throw new Error(`no decoder for ${codec}`);
   }
 }
