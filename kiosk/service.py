@@ -6,6 +6,7 @@ back through callbacks (the UI turns them into messages from its worker threads)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -22,6 +23,8 @@ from kiosk.errors import PrinterError, UsageError
 from kiosk.ingest.identity import confirmed_identity, filing, one_person_problem
 from kiosk.ingest.importer import Importer, ProgressCallback
 from kiosk.links.case_links import CaseLinks
+from kiosk.links.manifest_signature import ManifestSigner
+from kiosk.links.signing_key import load_or_create
 from kiosk.links.slip import Slip
 from kiosk.links.tokens import Link, TokenClaims
 from kiosk.reports.merger import IncomingReport
@@ -179,10 +182,10 @@ class KioskService:
         detail = self.case_detail(case_id)
         keys = start_keys(True)
         assert keys is not None
-        # Images, each report's PDF and its DICOM instance, DICOMDIR and MANIFEST.JSON: the
-        # plan's exact count replaces this estimate when the export starts.
+        # Images, each report's PDF and its DICOM instance, DICOMDIR, MANIFEST.JSON and .JWS:
+        # the plan's exact count replaces this estimate when the export starts.
         keys.expect(sum(s["instances"] for s in detail["studies"])
-                    + 2 * len(self.reports(case_id)) + 2)
+                    + 2 * len(self.reports(case_id)) + 3)
         return keys
 
     def export_case(self, case_id: str, target: str | Path, *, encrypt: bool = True,
@@ -213,7 +216,8 @@ class KioskService:
             keys = start_keys(encrypt)  # entry keys are derived while the package is planned
         try:
             plan = plan_package(self.catalog, self.store, case_id,
-                                kiosk_id=self.config.kiosk_id, encrypted=encrypt)
+                                kiosk_id=self.config.kiosk_id, encrypted=encrypt,
+                                signer=self.manifest_signer)
         except BaseException:
             if keys is not None:
                 keys.close()
@@ -225,7 +229,8 @@ class KioskService:
             "files": result.files, "bytes": result.bytes, "verified": True})
         self.audit.append("export", case_id=case_id, encrypted=encrypt,
                           folder=result.folder.name, files=result.files, bytes=result.bytes,
-                          manifest_sha256=plan.files[-1].sha256)
+                          manifest_sha256=next(f.sha256 for f in plan.files
+                                               if f.arcname == "MANIFEST.JSON"))
         return export_summary(result, case_id, target, link=self.case_link(case_id).url)
 
     # --- purge and retention (kiosk.retention.purger) ----------------------------------------
@@ -291,6 +296,11 @@ class KioskService:
             raise UsageError("Links are not set up in this kiosk (no link minter was built).")
         return self._links
 
+    @functools.cached_property
+    def manifest_signer(self) -> ManifestSigner:
+        """Signs package manifests (MANIFEST.JWS) with this kiosk's link-signing key."""
+        return ManifestSigner(load_or_create(self.locations.link_key_file))
+
     @property
     def printer(self) -> ReceiptPrinter:
         """The receipt printer (a fake can be assigned, e.g. in tests and the demo)."""
@@ -344,7 +354,7 @@ class KioskService:
         """
         link = self.case_link(case_id)
         slip = Slip(case_id=case_id, link=link.url, expiry_date=link.expiry_date,
-                    passphrase=passphrase)
+                    passphrase=passphrase, fingerprint=self.manifest_signer.fingerprint)
         try:
             report = self.printer.print_slip(slip)
         except PrinterError as exc:

@@ -466,7 +466,7 @@ class Importer:
             merge = self.catalog.merge(
                 case_id, rows, patients=list(patients.values()), study_info=study_info,
                 source={"description": source.description, "label": source.label,
-                        "job_id": job_id},
+                        "job_id": job_id, "hospital": _hospital(run.institutions)},
                 job_id=job_id, complete=complete and not problems)
             run.warnings.extend(merge.warnings or [])
             problems.extend(self._series_counts(case_id, rows))
@@ -607,3 +607,9 @@ def disc_order(entries: list[Entry]) -> list[Entry]:
 
 def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def _hospital(institutions: Counter[str]) -> str | None:
+    """The Institution Name most instances of a medium give (the package's chain of custody)."""
+    named = [n for n, _ in institutions.most_common() if n.strip()]
+    return " ".join(named[0].split()) if named else None

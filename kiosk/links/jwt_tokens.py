@@ -8,6 +8,7 @@ signature and the shape are checked.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import jwt
@@ -88,3 +89,58 @@ def verify(token: str, key: bytes | str, algorithm: str,
                              reason="malformed") from None
     except jwt.PyJWTError as exc:
         raise LinkTokenError(f"The token cannot be decoded ({exc}).", reason="malformed") from None
+
+
+def sign_detached(payload: bytes, key: bytes, headers: dict[str, Any]) -> str:
+    """A detached compact JWS of ``payload`` (RFC 7515 Appendix F), EdDSA.
+
+    The payload is signed base64url-encoded as usual and then left out of the serialisation:
+    ``header..signature``. (PyJWT's own detached mode is RFC 7797's unencoded payload, which
+    browsers' JOSE code supports less often.)
+    """
+    full = jwt.api_jws.PyJWS().encode(payload, key, algorithm=EDDSA,
+                                      headers={**headers, "typ": None})
+    head, _, sig = full.split(".")
+    return f"{head}..{sig}"
+
+
+def unverified_jws_header(jws: str) -> dict[str, Any]:
+    """The header of a compact JWS, read without verifying anything.
+
+    Raises
+    ------
+    LinkTokenError
+        The text is not a compact JWS (reason ``malformed``).
+    """
+    try:
+        header = jwt.api_jws.PyJWS().get_unverified_header(jws)
+    except jwt.PyJWTError as exc:
+        raise LinkTokenError(f"This is not a JWS ({exc}).", reason="malformed") from None
+    return dict(header)
+
+
+def verify_detached(jws: str, payload: bytes, key: bytes | str) -> dict[str, Any]:
+    """Check a detached compact JWS (EdDSA only) of ``payload``; return its header.
+
+    Raises
+    ------
+    LinkTokenError
+        Reason ``signature`` when it does not match ``payload`` and ``key``, ``malformed`` when
+        it is not a detached compact JWS.
+    """
+    parts = jws.strip().split(".")
+    if len(parts) != 3 or parts[1]:
+        raise LinkTokenError("This is not a detached JWS (header..signature).",
+                             reason="malformed")
+    body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    try:
+        return dict(jwt.api_jws.PyJWS().decode_complete(
+            f"{parts[0]}.{body}.{parts[2]}", key, algorithms=[EDDSA])["header"])
+    except jwt.InvalidSignatureError:
+        raise LinkTokenError("The signature does not match: the signed file was altered, or "
+                             "it was signed by another key.", reason="signature") from None
+    except jwt.InvalidAlgorithmError:
+        raise LinkTokenError("The signature is not EdDSA.", reason="signature") from None
+    except jwt.PyJWTError as exc:
+        raise LinkTokenError(f"The signature cannot be decoded ({exc}).",
+                             reason="malformed") from None

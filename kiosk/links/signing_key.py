@@ -8,6 +8,7 @@ and verify tokens with it, so no secret is shared with the cloud.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +93,43 @@ def read_public_key(path: Path) -> str:
         raise ConfigError(f"Public key file {path} is not an Ed25519 key.")
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def raw_public_key(public_pem: str) -> bytes:
+    """The 32 raw bytes of an Ed25519 public key given as PEM (a JWK's ``x``).
+
+    Raises
+    ------
+    ConfigError
+        ``public_pem`` is not an Ed25519 public key.
+    """
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"This is not a PEM public key ({exc}).") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("This is not an Ed25519 public key.")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_pem_from_raw(raw: bytes) -> str:
+    """The PEM of an Ed25519 public key from its 32 raw bytes (a JWK's ``x``).
+
+    Raises
+    ------
+    ConfigError
+        ``raw`` is not 32 bytes.
+    """
+    try:
+        key = Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise ConfigError(f"This is not an Ed25519 public key ({exc}).") from None
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def fingerprint(public_pem: str) -> str:
+    """The key's fingerprint as people compare it: SHA-256 of the raw public key, upper-case
+    hex in 16 groups of four (``3F2A 9C01 …``), as the slip, README.TXT and the page show it."""
+    digest = hashlib.sha256(raw_public_key(public_pem)).hexdigest().upper()
+    return " ".join(digest[i:i + 4] for i in range(0, len(digest), 4))

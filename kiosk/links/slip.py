@@ -20,6 +20,8 @@ class Slip:
     expiry_date: str
     #: The patient USB passphrase; None when no encrypted export happened.
     passphrase: str | None = None
+    #: Fingerprint of the key that signs the stick's manifest (README.TXT and the page show it).
+    fingerprint: str | None = None
 
 
 TITLE = "MedPass"
@@ -51,14 +53,21 @@ def usb_lines(slip: Slip) -> tuple[list[str], list[str]]:
     if slip.passphrase is None:
         return [], []
     en = [
-        "Your USB stick holds an encrypted archive of your images and reports. Open it with "
-        "7-Zip (Windows), Keka (Mac) or The Unarchiver and enter the passphrase above. "
-        "README.TXT on the stick explains more.",
+        "Your USB stick holds an encrypted archive of your images and reports. Open "
+        "OPEN_IMAGES.html on it in any web browser (nothing to install) and enter the "
+        "passphrase above; 7-Zip, Keka or The Unarchiver also open it. README.TXT on the "
+        "stick explains more.",
     ]
     zh = [
-        "您的U盘中是加密的影像和报告压缩文件。请用 7-Zip（Windows）、Keka（Mac）或 "
-        "The Unarchiver 打开，并输入上面的密码。详见U盘中的 README.TXT。",
+        "您的U盘中是加密的影像和报告压缩文件。请用任意浏览器打开U盘中的 OPEN_IMAGES.html"
+        "（无需安装软件），输入上面的密码；也可用 7-Zip、Keka 或 The Unarchiver 打开。"
+        "详见U盘中的 README.TXT。",
     ]
+    if slip.fingerprint:
+        groups = slip.fingerprint.split()
+        key = [" ".join(groups[i:i + 8]) for i in range(0, len(groups), 8)]
+        en += ["The kiosk signed the stick's contents with the key whose fingerprint is:", *key]
+        zh += ["终端签名密钥的指纹：", *key]
     return en, zh
 
 

@@ -38,6 +38,7 @@ from kiosk.package.aeszip import (
 from kiosk.package.passphrase import new_passphrase
 from kiosk.package.readme_txt import readme_text
 from kiosk.store.durable import fsync_dir, syncfs
+from kiosk.viewer import LICENSES_NAME, OPENER_NAME, built_file
 
 if TYPE_CHECKING:  # not imported at run time: start_keys must not wait for pydicom
     from kiosk.package.plan import PackagePlan
@@ -137,13 +138,30 @@ _NAME_BOUND = 64
 
 def required_bytes(plan: PackagePlan, encrypted: bool, block: int) -> int:
     """Bytes the package needs on a filesystem with ``block``-byte clusters, with margin."""
-    readme = 16 * 1024
+    readme = sum(len(data) for data in plan.beside.values()) + 16 * 1024
     if encrypted:
         # Per entry: local + central headers, AES extra field, salt, verifier, HMAC, ZIP64.
         overhead = plan.count * (200 + 2 * _NAME_BOUND)
         return plan.total_bytes + overhead + readme + 4 * block + (1 << 20)
     slack = plan.count * block  # each file wastes up to one cluster
     return plan.total_bytes + slack + readme + (1 << 20)
+
+
+def beside_files(*, encrypted: bool, fingerprint: str | None) -> dict[str, bytes]:
+    """The files written beside the archive: README.TXT and, for an encrypted package, the
+    opener page and its licences (the page opens the zip; a plain package needs no page).
+
+    Raises
+    ------
+    ConfigError
+        The install did not build the opener page.
+    """
+    files = {"README.TXT": readme_text(encrypted=encrypted,
+                                       fingerprint=fingerprint).encode("utf-8-sig")}
+    if encrypted:
+        for name in (OPENER_NAME, LICENSES_NAME):
+            files[name] = built_file(name).read_bytes()
+    return files
 
 
 def _free_bytes(path: Path) -> tuple[int, int]:
@@ -229,6 +247,7 @@ def _export(plan: PackagePlan, store: BlobStore, target: Path, keys: KeySupply |
         notify(ExportProgress(phase, done, total, current, time.monotonic() - started))
 
     progress("checking", 0)
+    plan.beside = beside_files(encrypted=encrypt, fingerprint=plan.fingerprint)
     if not target.is_dir():
         raise StickRemovedError(f"{target} is not there. Insert the patient's stick.")
     try:
@@ -249,10 +268,10 @@ def _export(plan: PackagePlan, store: BlobStore, target: Path, keys: KeySupply |
     passphrase = keys.passphrase if keys is not None else None
     try:
         written, expected = _write(plan, store, work, keys, split_size, progress, cancel)
-        readme = readme_text(encrypted=encrypt).encode("utf-8-sig")
-        (work / "README.TXT").write_bytes(readme)
-        written.append("README.TXT")
-        expected["README.TXT"] = hashlib.sha256(readme).hexdigest()
+        for name, data in plan.beside.items():
+            (work / name).write_bytes(data)
+            written.append(name)
+            expected[name] = hashlib.sha256(data).hexdigest()
         syncfs(work)
         progress("verifying", total)
         names = list(expected)

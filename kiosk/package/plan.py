@@ -7,6 +7,7 @@ Layout (DESIGN.md §3)::
     REPORTS/ORIGINAL_ZH.PDF        reports as PDFs (their Encapsulated PDF instances are in the
     REPORTS/TRANSLATION_EN.PDF     DICOM tree and the DICOMDIR too)
     MANIFEST.JSON                  per-file SHA-256 and size, case, source media, provenance
+    MANIFEST.JWS                   the kiosk's signature of MANIFEST.JSON (detached JWS, EdDSA)
 
 The plan knows every instance's blob, size and hash from the catalog before anything is
 written, so the writer can check free space first and the read-back can compare against it.
@@ -30,7 +31,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -53,7 +54,7 @@ class PackageFile:
     arcname: str  # POSIX path inside the package
     size: int
     sha256: str
-    kind: str  # dicom | dicomdir | report | manifest
+    kind: str  # dicom | dicomdir | report | manifest | signature
     blob: str | None = None  # content-store hash holding the bytes
     data: bytes | None = None  # or the bytes themselves (small generated files)
     prefix: bytes = b""  # Part 10 header added in front of a raw dataset (see _wrap_raw)
@@ -77,6 +78,16 @@ class PackageFile:
             return fh
         return cast(BinaryIO, _Concat(self.prefix, fh))
 
+
+class Signer(Protocol):
+    """Signs the bytes of MANIFEST.JSON, giving MANIFEST.JWS: the links room's ManifestSigner,
+    handed in by the service (this room does not import that one)."""
+
+    fingerprint: str
+
+    def sign(self, manifest: bytes) -> bytes:
+        """The detached JWS of ``manifest``."""
+        ...
 
 #: Bytes of an instance read for its DICOMDIR record: CT/MR headers are a few KB; a longer
 #: header is read by pydicom.
@@ -152,6 +163,7 @@ def _wrap_raw(ds: Dataset, row: InstanceRow) -> bytes:
 #: Upper bounds used before the DICOMDIR and MANIFEST.JSON exist (free space, progress).
 _DICOMDIR_PER_INSTANCE = 512  # bytes of records per instance (~250 for a CT slice)
 _MANIFEST_PER_FILE = 640  # bytes of JSON per file, besides its source path
+_SIGNATURE = 1024  # MANIFEST.JWS: ~400 bytes
 _PREFIX_MARGIN = 512  # a Part 10 header added in front of a raw dataset (~330 bytes)
 _GENERATED_MARGIN = 64 << 10
 
@@ -166,7 +178,7 @@ class PackagePlan:
 
     def __init__(self, case_id: str, case: dict[str, Any], studies: list[dict[str, Any]],
                  rows: list[InstanceRow], reports: list[dict[str, Any]], store: BlobStore, *,
-                 kiosk_id: str, encrypted: bool) -> None:
+                 kiosk_id: str, encrypted: bool, signer: Signer | None = None) -> None:
         self.case_id = case_id
         self._case = case
         self._studies = studies
@@ -176,6 +188,10 @@ class PackagePlan:
         self._store = store
         self._kiosk_id = kiosk_id
         self._encrypted = encrypted
+        self._signer = signer
+        #: Files written beside the archive (README.TXT, the opener page), listed in the
+        #: manifest by :meth:`files_to_write`: set them before it runs.
+        self.beside: dict[str, bytes] = {}
         self._sizes = {rep[key]: _blob_size(store, rep[key]) for rep in reports
                        for key in ("pdf_sha256", "dicom_sha256") if rep.get(key)}
         #: Every file, DICOMDIR first and MANIFEST.JSON last (the manifest's order), once
@@ -184,9 +200,15 @@ class PackagePlan:
         self.manifest: dict[str, Any] = {}
 
     @property
+    def fingerprint(self) -> str | None:
+        """The signing key's fingerprint, None when the package is not signed."""
+        return self._signer.fingerprint if self._signer is not None else None
+
+    @property
     def count(self) -> int:
         """Number of files in the package."""
-        return len(self._rows) + len(self._report_dicoms) + len(self._reports) + 2
+        return (len(self._rows) + len(self._report_dicoms) + len(self._reports) + 2
+                + (self._signer is not None))
 
     @property
     def total_bytes(self) -> int:
@@ -196,11 +218,12 @@ class PackagePlan:
         instances = sum(r.size + _PREFIX_MARGIN for r in self._rows)
         generated = (len(self._rows) * (_DICOMDIR_PER_INSTANCE + _MANIFEST_PER_FILE)
                      + sum(len(r.source_path.encode()) for r in self._rows)
-                     + 2 * _GENERATED_MARGIN)
+                     + 2 * _GENERATED_MARGIN + _SIGNATURE)
         return instances + sum(self._sizes.values()) + generated
 
     def files_to_write(self) -> Iterator[PackageFile]:
-        """Every file of the package, in writing order: images, reports, DICOMDIR, MANIFEST.JSON.
+        """Every file of the package, in writing order: images, reports, DICOMDIR, MANIFEST.JSON
+        and, with a signer, MANIFEST.JWS.
 
         Each image's header is read as it comes. Run it once.
 
@@ -249,15 +272,24 @@ class PackagePlan:
         used: set[str] = set()
         pdfs: list[PackageFile] = []
         report_entries = []
+        names: dict[int, str] = {}
         for rep in self._reports:
-            name = _report_name(rep, used)
+            names[id(rep)] = _report_name(rep, used)
+        originals = _originals(self._reports, names)
+        for rep in self._reports:
+            name = names[id(rep)]
             pdfs.append(PackageFile(name, self._sizes[rep["pdf_sha256"]], rep["pdf_sha256"],
                                     "report", blob=rep["pdf_sha256"]))
             report_entries.append({
                 "file": name, "sha256": rep["pdf_sha256"],
                 "dicom_file": file_ids.get(rep.get("sop_instance_uid", "")),
                 **{k: rep.get(k) for k in ("language", "role", "source", "received",
-                                           "certified", "translator", "title", "study_uid")}})
+                                           "certified", "translator", "title", "study_uid")},
+                "translates": None})
+            if rep.get("role") == "translation":
+                # Which original it translates: the one of its study, else the case's only one.
+                original = originals.get(rep.get("study_uid")) or originals.get("*")
+                report_entries[-1]["translates"] = original
             yield pdfs[-1]
         dicomdir = write_dicomdir(tree.root)
         files = [PackageFile("DICOMDIR", len(dicomdir), _sha(dicomdir), "dicomdir",
@@ -281,11 +313,18 @@ class PackagePlan:
             "reports": report_entries,
             "files": [{"path": f.arcname, "size": f.size, "sha256": f.sha256, "kind": f.kind,
                        **f.extra, **_same_uid(f, by_uid)} for f in files],
+            # Beside the archive on the stick: `kiosk package verify` checks them too.
+            "beside": [{"path": name, "size": len(data), "sha256": _sha(data)}
+                       for name, data in sorted(self.beside.items())],
         }
         data = json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8")
         files.append(PackageFile("MANIFEST.JSON", len(data), _sha(data), "manifest", data=data))
-        self.files = files
         yield files[-1]
+        if self._signer is not None:
+            jws = self._signer.sign(data)
+            files.append(PackageFile("MANIFEST.JWS", len(jws), _sha(jws), "signature", data=jws))
+            yield files[-1]
+        self.files = files
 
     def _add(self, tree: Layout, item: Dataset | ScannedInstance) -> str:
         try:
@@ -304,7 +343,7 @@ def _same_uid(file: PackageFile, by_uid: dict[str, list[str]]) -> dict[str, list
 
 
 def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,
-                 kiosk_id: str, encrypted: bool) -> PackagePlan:
+                 kiosk_id: str, encrypted: bool, signer: Signer | None = None) -> PackagePlan:
     """Plan the package of ``case_id`` (its files come from :meth:`PackagePlan.files_to_write`).
 
     Raises
@@ -320,7 +359,7 @@ def plan_package(catalog: Catalog, store: BlobStore, case_id: str, *,
     if not rows:
         raise UsageError(f"Case {case_id} has no images to export.")
     return PackagePlan(case_id, case, studies, rows, catalog.reports(case_id), store,
-                       kiosk_id=kiosk_id, encrypted=encrypted)
+                       kiosk_id=kiosk_id, encrypted=encrypted, signer=signer)
 
 
 @contextlib.contextmanager
@@ -331,6 +370,16 @@ def _store_errors(what: str) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"The kiosk's copy of {what} cannot be read ({exc.strerror or exc}). "
                          "Its store may be damaged; nothing was left on the stick.") from exc
+
+
+def _originals(reports: list[dict[str, Any]], names: dict[int, str]) -> dict[str | None, str]:
+    """The file of each study's original report (newest last wins), and ``"*"`` for the case's
+    only original, if it has exactly one."""
+    found = [rep for rep in reports if rep.get("role") == "original"]
+    out: dict[str | None, str] = {rep.get("study_uid"): names[id(rep)] for rep in found}
+    if len(found) == 1:
+        out["*"] = names[id(found[0])]
+    return out
 
 
 def _report_name(rep: dict[str, Any], used: set[str]) -> str:

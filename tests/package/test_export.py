@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.errors import StoreError, UsageError
+from kiosk.links.manifest_signature import check_manifest_signature
 from kiosk.package.export import (
     INCOMPLETE,
     MARKER,
@@ -28,6 +29,7 @@ from kiosk.package.export import (
 from kiosk.package.passphrase import ALPHABET, entropy_bits, new_passphrase
 from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
+from kiosk.viewer import built_file
 from tests.conftest import PYDICOM_FILES, is_root
 
 HAVE_7Z = shutil.which("7z") is not None
@@ -86,15 +88,29 @@ def test_an_encrypted_export_opens_with_7z_and_the_passphrase_only(
     assert report["encrypted"] and report["verified"]
     folder = Path(report["folder"])
     assert folder.parent == stick and not folder.name.endswith(INCOMPLETE)
-    assert sorted(p.name for p in folder.iterdir()) == ["IMAGES.zip", "README.TXT"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "IMAGES.zip", "LICENSES.TXT", "OPEN_IMAGES.html", "README.TXT"]
+    # The opener page is the built one, byte for byte: the same on every stick.
+    assert (folder / "OPEN_IMAGES.html").read_bytes() == built_file("OPEN_IMAGES.html").read_bytes()
     readme = (folder / "README.TXT").read_text("utf-8-sig")
     assert "7-Zip" in readme and "密码" in readme
+    assert readme.index("OPEN_IMAGES.html") < readme.index("7-Zip")  # the page first
+    groups = service.manifest_signer.fingerprint.split()
+    assert " ".join(groups[:8]) in readme and " ".join(groups[8:]) in readme
     assert "Li" not in readme.replace("Linux", "")  # no patient data outside the archive
     out = tmp_path / "opened"
     assert _extract(folder, report["passphrase"], out).returncode == 0
     manifest = json.loads((out / "MANIFEST.JSON").read_text("utf-8"))
     assert manifest["case_id"] == case and manifest["encrypted"] is True
     _check_pdi(out, manifest)
+    # Signed by this kiosk's key (what `kiosk link pubkey` prints), over the exact bytes.
+    signed = check_manifest_signature((out / "MANIFEST.JWS").read_bytes(),
+                                      (out / "MANIFEST.JSON").read_bytes(),
+                                      service.links.verifier.public_pem)
+    assert signed.problem is None and signed.fingerprint == service.manifest_signer.fingerprint
+    assert {e["path"]: e["sha256"] for e in manifest["beside"]} == {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("LICENSES.TXT", "OPEN_IMAGES.html", "README.TXT")}
     # Bit-exact with the kiosk's store.
     for entry in manifest["files"]:
         if entry["kind"] == "dicom":

@@ -695,13 +695,14 @@ def test_a_key_supply_for_another_passphrase_is_refused(out: Path) -> None:
 def test_the_public_api_stays_importable_from_zipcrypt() -> None:
     """The rest of the kiosk imports the AES zip from ``zipcrypt``: the modules' own objects."""
     assert sorted(zc.__all__) == sorted([
-        "ZIP64_LIMIT", "AesZipWriter", "ArchiveCorruptError", "ArchiveResult", "KeySupply",
-        "ReadBackError", "SourceChangedError", "WrongPassphraseError", "default_split_size",
-        "read_back_sha256", "verify_archive",
+        "ZIP64_LIMIT", "AesZipWriter", "ArchiveCorruptError", "ArchiveResult", "EntryCheck",
+        "KeySupply", "ReadBackError", "SourceChangedError", "WrongPassphraseError",
+        "check_archive", "default_split_size", "read_back_sha256", "verify_archive",
     ])  # fmt: skip
     assert zc.AesZipWriter is zip_writer.AesZipWriter
     assert zc.KeySupply is winzip_aes.KeySupply
     assert zc.verify_archive is zip_reader.verify_archive
+    assert zc.check_archive is zip_reader.check_archive
     assert zc.read_back_sha256 is device_readback.read_back_sha256
     assert zc.default_split_size is zip_volumes.default_split_size
 

@@ -39,7 +39,8 @@ Where it lives
     Split volumes below 4 GiB (:func:`default_split_size`), ``O_DIRECT`` volume files, reading
     volumes as one byte range.
 :mod:`~kiosk.package.aeszip.reader`
-    :func:`verify_archive`: reading an archive back and checking every entry.
+    :func:`check_archive` / :func:`verify_archive`: reading an archive back and checking every
+    entry.
 :mod:`~kiosk.package.aeszip.errors`
     The errors they raise.
 
@@ -65,7 +66,7 @@ from kiosk.package.aeszip.errors import (
 )
 from kiosk.package.aeszip.format import ZIP64_LIMIT
 from kiosk.package.aeszip.readback import read_back_sha256
-from kiosk.package.aeszip.reader import verify_archive
+from kiosk.package.aeszip.reader import EntryCheck, check_archive, verify_archive
 from kiosk.package.aeszip.volumes import default_split_size
 from kiosk.package.aeszip.winzip_aes import KeySupply
 from kiosk.package.aeszip.writer import AesZipWriter, ArchiveResult
@@ -75,10 +76,12 @@ __all__ = [
     "AesZipWriter",
     "ArchiveCorruptError",
     "ArchiveResult",
+    "EntryCheck",
     "KeySupply",
     "ReadBackError",
     "SourceChangedError",
     "WrongPassphraseError",
+    "check_archive",
     "default_split_size",
     "read_back_sha256",
     "verify_archive",

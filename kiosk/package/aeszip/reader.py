@@ -13,7 +13,7 @@ import hmac
 import struct
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +53,7 @@ from kiosk.package.aeszip.winzip_aes import (
     derive_keys,
 )
 
-__all__ = ["verify_archive"]
+__all__ = ["EntryCheck", "check_archive", "verify_archive"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,112 @@ def _read_central_directory(reader: _SplitReader) -> list[_CentralEntry]:
     return entries
 
 
+@dataclass(frozen=True)
+class EntryCheck:
+    """One entry of an archive, read and checked."""
+
+    name: str
+    size: int
+    #: Hex SHA-256 of the plaintext; None when the entry failed its check.
+    sha256: str | None
+    #: Why the entry failed (its MAC, CRC, or a duplicate name); None when it passed.
+    problem: str | None = None
+    #: The plaintext, for the entries named in ``keep`` that passed.
+    data: bytes | None = None
+
+
+def check_archive(
+    volumes: Sequence[Path],
+    passphrase: str,
+    *,
+    keep: Collection[str] = (),
+    chunk_size: int = DEFAULT_CHUNK,
+    drop_cache: bool = False,
+) -> Iterator[EntryCheck]:
+    """Decrypt every entry in archive order, check its MAC (and CRC for AE-1), hash it.
+
+    A damaged entry is reported (``problem``) and the next one read, so a caller can name every
+    file that does not match; the plaintext of the small entries named in ``keep`` (the
+    manifest and its signature) comes along.
+
+    Raises
+    ------
+    WrongPassphraseError
+        The passphrase does not match the first entry's password verifier.
+    ArchiveCorruptError
+        Bad structure: end records, central directory, local headers, AES framing.
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    pw = passphrase.encode("utf-8")
+    reader = _SplitReader(volumes, drop_cache)
+    keys_pool = ThreadPoolExecutor(_KEY_THREADS, thread_name_prefix="zipcrypt-verify-keys")
+    try:
+        entries = _read_central_directory(reader)
+        plans = [_plan_entry(reader, e) for e in entries]
+        # PBKDF2 runs ahead on another thread (it is ~1 ms per entry and releases the GIL).
+        futures: deque[Future[tuple[bytes, bytes, bytes]]] = deque()
+        ahead = iter(plans)
+        for plan in ahead:
+            futures.append(keys_pool.submit(derive_keys, pw, plan.salt, plan.strength))
+            if len(futures) >= _KEYS_AHEAD:
+                break
+        raw = bytearray(chunk_size)
+        mv = memoryview(raw)
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        ctr = _WinZipCtr(chunk_size)
+        seen: set[str] = set()
+        for index, plan in enumerate(plans):
+            aes_key, mac_key, verifier = futures.popleft().result()
+            nxt = next(ahead, None)
+            if nxt is not None:
+                futures.append(keys_pool.submit(derive_keys, pw, nxt.salt, nxt.strength))
+            if not hmac.compare_digest(verifier, plan.verifier):
+                if index == 0:
+                    raise WrongPassphraseError(
+                        f"The passphrase does not open this archive (checked on {plan.name!r}).")
+                # Earlier entries opened with this passphrase: this one was altered.
+                yield EntryCheck(plan.name, plan.data_len, None,
+                                 "its password check does not match the rest of the archive")
+                continue
+            ctr.reset(aes_key)
+            mac = _new_mac(mac_key)
+            sha = hashlib.sha256()
+            crc = 0
+            kept = bytearray() if plan.name in keep else None
+            pos, left = plan.data_offset, plan.data_len
+            while left:
+                n = min(chunk_size, left)
+                reader.readinto(pos, mv[:n])
+                mac.update(mv[:n])
+                ctr.apply(arr[:n], plan.data_len - left)
+                sha.update(mv[:n])
+                if kept is not None:
+                    kept += mv[:n]
+                if plan.vendor_version == 1:
+                    crc = zlib.crc32(mv[:n], crc)
+                pos += n
+                left -= n
+            tag = reader.read(pos, MAC_LEN)
+            problem = None
+            if not hmac.compare_digest(mac.finalize()[:MAC_LEN], tag):
+                problem = ("it failed its integrity check (HMAC): the archive is damaged or "
+                           "was modified")
+            elif plan.vendor_version == 1 and crc != plan.crc:
+                problem = "it failed its CRC check (AE-1)"
+            elif plan.name in seen:
+                problem = "it appears twice in the archive"
+            seen.add(plan.name)
+            if problem is not None:
+                yield EntryCheck(plan.name, plan.data_len, None, problem)
+            else:
+                yield EntryCheck(plan.name, plan.data_len, sha.hexdigest(),
+                                 data=bytes(kept) if kept is not None else None)
+    finally:
+        keys_pool.shutdown(wait=True, cancel_futures=True)
+        reader.close()
+
+
 def verify_archive(
     volumes: Sequence[Path],
     passphrase: str,
@@ -156,65 +262,13 @@ def verify_archive(
         Bad structure, an entry that is not WinZip AES stored, or a MAC/CRC mismatch
         (damage, tampering, or the 1-in-65536 wrong passphrase that passes the verifier).
     """
-    if chunk_size <= 0:
-        raise ValueError("chunk_size must be positive")
-    pw = passphrase.encode("utf-8")
-    reader = _SplitReader(volumes, drop_cache)
-    keys_pool = ThreadPoolExecutor(_KEY_THREADS, thread_name_prefix="zipcrypt-verify-keys")
-    try:
-        entries = _read_central_directory(reader)
-        plans = [_plan_entry(reader, e) for e in entries]
-        # PBKDF2 runs ahead on another thread (it is ~1 ms per entry and releases the GIL).
-        futures: deque[Future[tuple[bytes, bytes, bytes]]] = deque()
-        ahead = iter(plans)
-        for plan in ahead:
-            futures.append(keys_pool.submit(derive_keys, pw, plan.salt, plan.strength))
-            if len(futures) >= _KEYS_AHEAD:
-                break
-        raw = bytearray(chunk_size)
-        mv = memoryview(raw)
-        arr = np.frombuffer(raw, dtype=np.uint8)
-        ctr = _WinZipCtr(chunk_size)
-        out: dict[str, str] = {}
-        for plan in plans:
-            aes_key, mac_key, verifier = futures.popleft().result()
-            nxt = next(ahead, None)
-            if nxt is not None:
-                futures.append(keys_pool.submit(derive_keys, pw, nxt.salt, nxt.strength))
-            if not hmac.compare_digest(verifier, plan.verifier):
-                raise WrongPassphraseError(
-                    f"The passphrase does not open this archive (checked on {plan.name!r})."
-                )
-            ctr.reset(aes_key)
-            mac = _new_mac(mac_key)
-            sha = hashlib.sha256()
-            crc = 0
-            pos, left = plan.data_offset, plan.data_len
-            while left:
-                n = min(chunk_size, left)
-                reader.readinto(pos, mv[:n])
-                mac.update(mv[:n])
-                ctr.apply(arr[:n], plan.data_len - left)
-                sha.update(mv[:n])
-                if plan.vendor_version == 1:
-                    crc = zlib.crc32(mv[:n], crc)
-                pos += n
-                left -= n
-            tag = reader.read(pos, MAC_LEN)
-            if not hmac.compare_digest(mac.finalize()[:MAC_LEN], tag):
-                raise ArchiveCorruptError(
-                    f"{plan.name!r} failed its integrity check (HMAC): the archive is damaged or"
-                    " was modified."
-                )
-            if plan.vendor_version == 1 and crc != plan.crc:
-                raise ArchiveCorruptError(f"{plan.name!r} failed its CRC check (AE-1).")
-            if plan.name in out:
-                raise ArchiveCorruptError(f"{plan.name!r} appears twice in the archive.")
-            out[plan.name] = sha.hexdigest()
-        return out
-    finally:
-        keys_pool.shutdown(wait=True, cancel_futures=True)
-        reader.close()
+    out: dict[str, str] = {}
+    for entry in check_archive(volumes, passphrase, chunk_size=chunk_size,
+                               drop_cache=drop_cache):
+        if entry.sha256 is None:
+            raise ArchiveCorruptError(f"{entry.name!r}: {entry.problem}.")
+        out[entry.name] = entry.sha256
+    return out
 
 
 @dataclass(frozen=True)
