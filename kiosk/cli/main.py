@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", help="the Study Instance UID the token is presented for")
     p.add_argument("--key", help="Ed25519 public key (PEM) to verify with; default: this kiosk's")
     p.add_argument("--revoked", help="revocation list file; default: link.revocation_list")
+    p = add("package", "check a package on a stick against its signed manifest")
+    p.add_argument("action", choices=["verify"])
+    p.add_argument("folder", help="the package's folder (MEDPASS_<case>_<date> on the stick)")
+    p.add_argument("--key", help="Ed25519 public key (PEM, `kiosk link pubkey`) it must be "
+                                 "signed with; default: the key in the signature")
+    p.add_argument("--passphrase", metavar="P", help="the passphrase on the patient's slip")
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
     p = add("audit", "the audit trail")
     p.add_argument("action", choices=["verify"])
     p = add("pin", "the coordinator PIN: set it (typed twice, or from stdin), or its status")
@@ -383,6 +390,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sync": _lazy("kiosk.cli.sync", "cmd_sync"),
     "watch": _lazy("kiosk.cli.media", "cmd_watch"),
     "link": _lazy("kiosk.cli.link", "cmd_link"),
+    "package": _lazy("kiosk.cli.package", "cmd_package"),
     "audit": cmd_audit,
     "pin": _lazy("kiosk.cli.security", "cmd_pin"),
     "retention": _lazy("kiosk.cli.security", "cmd_retention"),

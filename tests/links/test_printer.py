@@ -264,6 +264,12 @@ def test_the_desk_prints_the_slip_for_a_case_and_audits_it_without_the_passphras
     service.print_slip(case_id, passphrase=SLIP.passphrase)
     link = service.case_link(case_id)
     assert link.url.encode() in printer.output and link.expiry_date.encode() in printer.output
+    # The page on the stick first, and the fingerprint of the key that signed its manifest
+    # (what README.TXT and the page show), in two lines of eight groups.
+    groups = service.manifest_signer.fingerprint.split()
+    assert b"OPEN_IMAGES.html" in printer.output
+    for half in (groups[:8], groups[8:]):
+        assert " ".join(half).encode() in printer.output
     service.printer = DummyReceiptPrinter(state="no-paper")
     with pytest.raises(PrinterOutOfPaperError):
         service.print_slip(case_id, passphrase=SLIP.passphrase)
