@@ -122,7 +122,10 @@ class DicomImage {
       const detail = String(e?.message ?? e).slice(0, 200);
       this.frameErrors[index] = detail;
       this.displayable = false;
-      this.reason = cannotDisplay(`frame ${index + 1} could not be decoded: ${detail}`, `第 ${index + 1} 帧无法解码：${detail}`);
+      // The decoder's own words stay in frameErrors and reason.detail (for support), not in
+      // the sentence the doctor reads in both languages.
+      this.reason = cannotDisplay(`frame ${index + 1} could not be decoded`, `第 ${index + 1} 帧无法解码`);
+      this.reason.detail = detail;
       return null;
     }
     this._cache.set(index, frame);
@@ -179,8 +182,12 @@ export async function loadImage(buffer) {
     img.error = String(e?.message ?? e);
     return img;
   }
-  const { dataSet, transferSyntax, truncated } = parsed;
+  const { dataSet, transferSyntax, truncated, vrMismatch } = parsed;
   const header = readHeader(dataSet, transferSyntax);
+  if (vrMismatch) {
+    header.warnings.push(message("The file's header names the wrong DICOM encoding; it was read as written.",
+      "文件头标注的 DICOM 编码有误；已按实际编码读取。"));
+  }
   if (truncated) {
     header.warnings.push(message("The file ends early; what could be read is shown.", "文件不完整；仅显示可读取的部分。"));
   }

@@ -30,8 +30,9 @@ export function nativeFrame(data, g, index) {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const little = !g.bigEndian;
   if (bytes === 1) {
-    // 8-bit data stored as OW under big endian comes byte-swapped in pairs.
-    const src = g.swap8 ? swapPairs(frame) : frame;
+    // 8-bit data stored as OW under big endian comes byte-swapped in 16-bit words of the whole
+    // value (an odd frame's last byte pairs with the next frame's first, or the padding).
+    const src = g.swap8 ? swappedPairs(data, start, count) : frame;
     out = g.signed ? new Int8Array(src.buffer, src.byteOffset, count).slice() : src.slice();
   } else if (bytes === 2) {
     out = g.signed ? new Int16Array(count) : new Uint16Array(count);
@@ -47,13 +48,10 @@ export function nativeFrame(data, g, index) {
   return g.samples > 1 && g.planar ? interleave(out, pixels, g.samples) : out;
 }
 
-function swapPairs(bytes) {
-  const out = new Uint8Array(bytes.length);
-  for (let i = 0; i + 1 < bytes.length; i += 2) {
-    out[i] = bytes[i + 1];
-    out[i + 1] = bytes[i];
-  }
-  if (bytes.length & 1) out[bytes.length - 1] = bytes[bytes.length - 1];
+/** Bytes start..start+count of `data` read as little-endian words stored big endian. */
+function swappedPairs(data, start, count) {
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = data[(start + i) ^ 1] ?? 0;
   return out;
 }
 

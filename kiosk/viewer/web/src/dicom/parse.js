@@ -3,7 +3,7 @@
 // hands back the bytes inflated here). Old files without preamble/meta are read too, guessing
 // implicit or explicit VR from the first element, as the kiosk's importer does.
 import * as dicomParser from "dicom-parser";
-import { DEFLATED, EXPLICIT, IMPLICIT } from "./syntaxes.js";
+import { BIG_ENDIAN, DEFLATED, EXPLICIT, IMPLICIT } from "./syntaxes.js";
 
 // An inflated data set bigger than this is refused: the kiosk checked the stick's files, but a
 // page must not run a tab out of memory on a hand-made bomb.
@@ -14,10 +14,15 @@ function hasPrefix(bytes) {
     && bytes[130] === 0x43 && bytes[131] === 0x4d;
 }
 
+/** Whether the element at `at` reads as explicit VR (two upper-case letters after the tag). */
+function looksExplicit(bytes, at) {
+  const vr = String.fromCharCode(bytes[at + 4] ?? 0, bytes[at + 5] ?? 0);
+  return /^[A-Z]{2}$/.test(vr);
+}
+
 /** Implicit or explicit VR little endian for a raw data set (no preamble, no meta). */
 function guessRawSyntax(bytes) {
-  const vr = String.fromCharCode(bytes[4] ?? 0, bytes[5] ?? 0);
-  return /^[A-Z]{2}$/.test(vr) ? EXPLICIT : IMPLICIT;
+  return looksExplicit(bytes, 0) ? EXPLICIT : IMPLICIT;
 }
 
 /** The transfer syntax named in the file meta, or null (raw data set). */
@@ -71,7 +76,49 @@ async function inflateRaw(bytes) {
   throw new Error("the deflated data set is followed by unexpected bytes");
 }
 
-function run(bytes, options) {
+/**
+ * The data set after the meta read as explicit or implicit VR little endian whatever the meta
+ * says: some writers (an early highdicom among them) name an explicit syntax and write implicit
+ * VR. pydicom reads such files by what it finds; so does the page.
+ */
+function parseAs(bytes, options, explicit) {
+  const meta = dicomParser.readPart10Header(bytes, options);
+  const le = dicomParser.littleEndianByteArrayParser;
+  const stream = new dicomParser.ByteStream(le, bytes, meta.position);
+  const dataSet = new dicomParser.DataSet(le, bytes, {});
+  dataSet.warnings = [];
+  try {
+    if (explicit) {
+      dicomParser.parseDicomDataSetExplicit(dataSet, stream, bytes.length, options);
+    } else {
+      // Implicit VR has no encapsulated pixel data, so dicom-parser would read its fragments as
+      // sequence items: stop at Pixel Data, read it as encapsulated, then go on.
+      const pixelTag = "x7fe00010";
+      dicomParser.parseDicomDataSetImplicit(dataSet, stream, bytes.length, { ...options, untilTag: pixelTag });
+      const el = dataSet.elements[pixelTag];
+      if (el && options.untilTag !== pixelTag) {
+        if (el.hadUndefinedLength) dicomParser.findEndOfEncapsulatedElement(stream, el, dataSet.warnings);
+        else stream.seek(el.length);
+        if (stream.position < bytes.length) {
+          dicomParser.parseDicomDataSetImplicit(dataSet, stream, bytes.length, options);
+        }
+      }
+    }
+  } catch {
+    if (Object.keys(dataSet.elements).length === 0) throw new Error("the data set could not be read");
+    Object.assign(dataSet.elements, meta.elements);
+    return { dataSet, truncated: true };
+  }
+  Object.assign(dataSet.elements, meta.elements);
+  return { dataSet, truncated: false };
+}
+
+function run(bytes, options, meta = null) {
+  // A little-endian data set whose VR encoding is not the one its syntax says.
+  if (meta && meta.uid !== BIG_ENDIAN && meta.uid !== DEFLATED && !options.inflater) {
+    const found = looksExplicit(bytes, meta.position);
+    if (found !== (meta.uid !== IMPLICIT)) return { ...parseAs(bytes, options, found), vrMismatch: true };
+  }
   try {
     return { dataSet: dicomParser.parseDicom(bytes, options), truncated: false };
   } catch (e) {
@@ -97,7 +144,7 @@ export function parseSync(buffer, options = {}) {
     return { ...run(bytes, { ...options, TransferSyntaxUID: transferSyntax }), transferSyntax };
   }
   if (meta.uid === DEFLATED) throw new Error("deflated data set: use parseAsync");
-  return { ...run(bytes, options), transferSyntax: meta.uid };
+  return { ...run(bytes, options, meta), transferSyntax: meta.uid };
 }
 
 /**

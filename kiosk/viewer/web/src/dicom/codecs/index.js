@@ -14,10 +14,10 @@ export async function decodeCompressed(codec, bytes, g) {
     case "rle":
       return { samples: decodeRle(bytes, g) };
     case "jpeg8":
-      return (await import("./jpeg8.js")).decodeJpeg8(bytes);
+      return (await import("./jpeg8.js")).decodeJpeg8(bytes, g);
     case "jpeg12":
       // Process 2 (8-bit) is also libjpeg-turbo's; only 12-bit needs the JS decoder.
-      if (g.bitsStored <= 8) return (await import("./jpeg8.js")).decodeJpeg8(bytes);
+      if (g.bitsStored <= 8) return (await import("./jpeg8.js")).decodeJpeg8(bytes, g);
       return (await import("./jpeg12.js")).decodeJpeg12(bytes, g);
     case "jpeglossless":
       return (await import("./lossless.js")).decodeJpegLossless(bytes, g);
