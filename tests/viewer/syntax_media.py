@@ -9,7 +9,8 @@ it. Other tests may import it: it has no test of its own and needs no browser.
 Images (`generated_cases`), all from the kiosk's own synthetic studies (kiosk.samples):
 
 * native: implicit VR LE, explicit VR LE, deflated explicit VR LE, explicit VR big endian, each a
-  signed 16-bit CT with rescale slope/intercept (HU) and a GB18030 patient name; MONOCHROME1
+  signed 16-bit CT with rescale slope/intercept (HU) and a GB18030 patient name; the CT with
+  VOI LUT Function SIGMOID and LINEAR_EXACT, and with no window and a slope of 0.5; MONOCHROME1
   and MONOCHROME2 12-bit CR; RGB planar 0 and 1; YBR_FULL; YBR_FULL_422; PALETTE COLOR;
   a multi-frame image;
 * compressed with pydicom's own encoders: RLE lossless (pydicom), JPEG-LS lossless and
@@ -127,6 +128,21 @@ def _cr(monochrome1: bool = False) -> Dataset:
         ds.PixelData = (4095 - stored).astype("<u2").tobytes()
         ds.PhotometricInterpretation = "MONOCHROME1"
         ds.WindowCenter = "2495"  # 4095 - 1600: the same picture as the MONOCHROME2 one
+    return ds
+
+
+def _voi(function: str | None, slope: float = 1.0) -> Dataset:
+    """The CT with a VOI LUT Function (SIGMOID, LINEAR_EXACT) or, for None, no window at all
+    (the viewer then windows the frame's min..max); `slope` != 1 stores HU / slope."""
+    ds = _ct()
+    if function is None:
+        del ds.WindowCenter, ds.WindowWidth, ds.WindowCenterWidthExplanation
+    else:
+        ds.VOILUTFunction = function
+    if slope != 1.0:
+        hu = np.frombuffer(ds.PixelData, "<i2").astype(np.float64) - 1024
+        ds.RescaleSlope = str(slope)
+        ds.PixelData = np.rint((hu + 1024) / slope).astype("<i2").tobytes()
     return ds
 
 
@@ -294,6 +310,10 @@ _CASES: list[tuple[str, str, _Make, str | tuple[str, ...], dict[str, object], bo
     ("monochrome2-cr", ExplicitVRLittleEndian, _cr, "native", {}, False),
     ("monochrome1-cr", ExplicitVRLittleEndian, lambda: _cr(monochrome1=True), "native", {}, False),
     ("grey8", ExplicitVRLittleEndian, _grey8, "native", {}, False),
+    ("voi-sigmoid", ExplicitVRLittleEndian, lambda: _voi("SIGMOID"), "native", {}, False),
+    ("voi-linear-exact", ExplicitVRLittleEndian, lambda: _voi("LINEAR_EXACT"), "native", {},
+     False),
+    ("no-window-slope-half", ExplicitVRLittleEndian, lambda: _voi(None, 0.5), "native", {}, False),
     ("rgb-planar0", ExplicitVRLittleEndian, lambda: _rgb(0), "native", {}, False),
     ("rgb-planar1", ExplicitVRLittleEndian, lambda: _rgb(1), "native", {}, False),
     ("rgb-odd-size", ExplicitVRLittleEndian, lambda: _rgb(1, rows=31, columns=37), "native", {},
@@ -394,22 +414,27 @@ def pydicom_test_files() -> list[tuple[str, Path, bool]]:
 
 
 def charset_cases() -> list[tuple[str, bytes]]:
-    """(label, Part 10 bytes) of one CT per character set the kiosk imports, with the name
-    encoded by pydicom (the sample's own GB18030 bytes for GB18030)."""
-    names = {
-        "GB18030": ("GB18030", None),
-        "GBK": ("GBK", "Wang^Fang=王^芳"),
-        "ISO 2022 IR 58": (["", "ISO 2022 IR 58"], "Zhang^Wei=张^伟"),
-        "ISO_IR 192": ("ISO_IR 192", "LI^Hua=李^华"),
+    """(label, Part 10 bytes) of one CT per character set the kiosk imports: the sample's own
+    GB18030 bytes, and GBK, ISO 2022 IR 58 (GB2312 designated by ESC $ ) A, as PS3.5 6.1.2.5
+    writes it: pydicom would write bare GB2312 bytes) and UTF-8, each with a Chinese study
+    description beside the name."""
+    description = "胸部CT平扫 Chest CT"
+    esc = b"\x1b$)A"
+    ir58_name = b"Zhang^Wei=" + esc + "张".encode("gb2312") + b"^" + esc + "伟".encode("gb2312")
+    ir58_text = esc + "胸部".encode("gb2312") + b"CT" + "平扫".encode("gb2312") + b" Chest CT"
+    cases: dict[str, tuple[str | list[str], bytes | None, bytes | None]] = {
+        "GB18030": ("GB18030", None, None),
+        "GBK": ("GBK", "Wang^Fang=王^芳".encode("gbk"), description.encode("gbk")),
+        "ISO 2022 IR 58": (["", "ISO 2022 IR 58"], ir58_name, ir58_text),
+        "ISO_IR 192": ("ISO_IR 192", "LI^Hua=李^华".encode(), description.encode()),
     }
     out = []
-    for label, (charset, name) in names.items():
+    for label, (charset, name, text) in cases.items():
         ds = _ct()
-        if name is not None:
+        if name is not None and text is not None:
             ds.SpecificCharacterSet = charset
-            del ds.PatientName
-            ds.PatientName = name
-            ds.StudyDescription = "胸部CT平扫 Chest CT"
+            ds.add_new(0x00100010, "PN", name)
+            ds.add_new(0x00081030, "LO", text + b" " * (len(text) % 2))
         out.append((label, _bytes(ds)))
     return out
 

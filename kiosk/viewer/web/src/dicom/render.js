@@ -80,3 +80,53 @@ export function renderFrame(img, frame, window) {
   }
   return new ImageData(out, frame.width, frame.height);
 }
+
+/**
+ * A small picture of a frame for the study browser: the frame at its default window, shrunk so
+ * that its longer side is at most `size` pixels (aspect kept, never enlarged). Each thumbnail
+ * pixel is the mean of the block of frame pixels it covers (columns floor(x·W/w) up to
+ * floor((x+1)·W/w), rows likewise), so thin lines and noise average out instead of aliasing.
+ * @param {{header: {photometric: string, voiFunction: string, windows: object[]}}} img
+ * @param {import("./pixels.js").Frame|null} frame from `await img.frame(i)`; null gives null
+ * @param {number} size the longest side wanted, in pixels (≥ 1)
+ * @returns {ImageData|null}
+ */
+export function renderThumbnail(img, frame, size) {
+  if (!frame) return null;
+  const full = renderFrame(img, frame, defaultWindow(img, frame));
+  const W = frame.width;
+  const H = frame.height;
+  const scale = Math.min(1, Math.max(1, Math.floor(size)) / Math.max(W, H));
+  if (scale === 1) return full;
+  const w = Math.max(1, Math.round(W * scale));
+  const h = Math.max(1, Math.round(H * scale));
+  const src = full.data;
+  const out = new Uint8ClampedArray(w * h * 4);
+  const x0 = Array.from({ length: w + 1 }, (_, x) => Math.floor((x * W) / w));
+  const sums = new Float64Array(w * 3);
+  for (let y = 0; y < h; y++) {
+    const r0 = Math.floor((y * H) / h);
+    const r1 = Math.floor(((y + 1) * H) / h);
+    sums.fill(0);
+    for (let r = r0; r < r1; r++) {
+      const row = r * W * 4;
+      for (let x = 0; x < w; x++) {
+        for (let c = x0[x]; c < x0[x + 1]; c++) {
+          const i = row + c * 4;
+          sums[x * 3] += src[i];
+          sums[x * 3 + 1] += src[i + 1];
+          sums[x * 3 + 2] += src[i + 2];
+        }
+      }
+    }
+    for (let x = 0; x < w; x++) {
+      const n = (r1 - r0) * (x0[x + 1] - x0[x]);
+      const o = (y * w + x) * 4;
+      out[o] = sums[x * 3] / n;
+      out[o + 1] = sums[x * 3 + 1] / n;
+      out[o + 2] = sums[x * 3 + 2] / n;
+      out[o + 3] = 255;
+    }
+  }
+  return new ImageData(out, w, h);
+}
