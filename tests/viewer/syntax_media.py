@@ -14,10 +14,11 @@ Images (`generated_cases`), all from the kiosk's own synthetic studies (kiosk.sa
   and MONOCHROME2 12-bit CR; RGB planar 0 and 1; YBR_FULL; YBR_FULL_422; PALETTE COLOR;
   a multi-frame image;
 * compressed with pydicom's own encoders: RLE lossless (pydicom), JPEG-LS lossless and
-  near-lossless (pyjpegls), JPEG 2000 lossless and lossy (pylibjpeg-openjpeg);
+  near-lossless (pyjpegls; RGB pixel- and plane-interleaved), JPEG 2000 lossless and lossy
+  (pylibjpeg-openjpeg), multi-frame ones among them;
 * compressed with dcmtk's ``dcmcjpeg`` (skipped where it is missing; .ci/install installs
-  dcmtk): JPEG baseline 8-bit grey and RGB as YBR_FULL_422, JPEG extended 12-bit, JPEG lossless
-  process 14 and SV1;
+  dcmtk): JPEG baseline 8-bit grey and RGB as YBR_FULL_422, YBR_FULL and RGB, JPEG extended
+  8-bit and 12-bit, JPEG lossless process 14 and SV1 (grey, CT, RGB, multi-frame);
 * an unknown transfer syntax and a known one without a decoder (the viewer must say "cannot
   display, still on the stick").
 
@@ -329,6 +330,7 @@ _CASES: list[tuple[str, str, _Make, str | tuple[str, ...], dict[str, object], bo
     ("jpegls-lossless-rgb", JPEGLSLossless, lambda: _rgb(0), "pydicom", {}, False),
     ("jpegls-near-ct", JPEGLSNearLossless, _ct, "pydicom", {"jls_error": 3}, True),
     ("jpegls-multiframe", JPEGLSLossless, _multiframe, "pydicom", {}, False),
+    ("jpegls-lossless-rgb-planar", JPEGLSLossless, lambda: _rgb(1), "pydicom", {}, False),
     ("j2k-lossless-ct", JPEG2000Lossless, _ct, "pydicom", {}, False),
     ("j2k-lossless-cr", JPEG2000Lossless, _cr, "pydicom", {}, False),
     ("j2k-lossless-rgb", JPEG2000Lossless, lambda: _rgb(0), "pydicom", {}, False),
@@ -339,6 +341,7 @@ _CASES: list[tuple[str, str, _Make, str | tuple[str, ...], dict[str, object], bo
     ("jpeg-baseline-ybr444", JPEG_BASELINE, lambda: _rgb(0), ("+eb", "+s4"), {}, True),
     ("jpeg-baseline-rgb", JPEG_BASELINE, lambda: _rgb(0), ("+eb", "+cr"), {}, True),
     ("jpeg-extended-12bit", JPEG_EXTENDED, _cr, ("+ee",), {}, True),
+    ("jpeg-extended-8bit", JPEG_EXTENDED, _grey8, ("+ee",), {}, True),
     ("jpeg-lossless-p14-ct", JPEG_LOSSLESS, _ct, ("+el",), {}, False),
     ("jpeg-lossless-p14-cr", JPEG_LOSSLESS, _cr, ("+el", "+sv", "4"), {}, False),
     ("jpeg-lossless-sv1-ct", JPEG_SV1, _ct, ("+e1",), {}, False),

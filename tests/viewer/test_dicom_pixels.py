@@ -67,7 +67,7 @@ def _check(page: Any, label: str, data: bytes, index: int, lossy: bool) -> None:
     if want.values is None:
         assert values is None
     else:
-        assert values is not None
+        assert values is not None and want.window is not None
         window = got.raw["window"]
         assert window["center"] == pytest.approx(want.window[0])
         assert window["width"] == pytest.approx(want.window[1])

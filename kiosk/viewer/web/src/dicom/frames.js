@@ -38,7 +38,8 @@ function frameRanges(dataSet, el, frames) {
     offsets.push(...el.basicOffsetTable);
   }
   if (offsets.length === frames) {
-    const starts = offsets.map((o) => el.fragments.findIndex((f) => f.offset === o));
+    const at = new Map(el.fragments.map((f, i) => [f.offset, i]));
+    const starts = offsets.map((o) => at.get(o) ?? -1);
     if (starts.every((s, i) => s >= 0 && (i === 0 || s > starts[i - 1]))) {
       return starts.map((s, i) => [s, i + 1 < frames ? starts[i + 1] : n]);
     }
@@ -52,6 +53,8 @@ function frameRanges(dataSet, el, frames) {
   return null;
 }
 
+const RANGES = new WeakMap();
+
 function starts1(n) {
   return Array.from({ length: n }, (_, i) => [i, i + 1]);
 }
@@ -62,7 +65,9 @@ function starts1(n) {
  */
 export function encapsulatedFrame(dataSet, el, index, frames) {
   if (!el.fragments || el.fragments.length === 0) throw new Error("no fragments in the pixel data");
-  const ranges = frameRanges(dataSet, el, frames);
+  // Worked out once per image: a cine loop of a thousand frames asks for each in turn.
+  if (!RANGES.has(el)) RANGES.set(el, frameRanges(dataSet, el, frames));
+  const ranges = RANGES.get(el);
   if (ranges === null) {
     // Last resort for JPEG: dicom-parser finds the frames by their EOI markers.
     const table = dicomParser.createJPEGBasicOffsetTable(dataSet, el);
