@@ -231,7 +231,8 @@ class KioskService:
                           folder=result.folder.name, files=result.files, bytes=result.bytes,
                           manifest_sha256=next(f.sha256 for f in plan.files
                                                if f.arcname == "MANIFEST.JSON"))
-        return export_summary(result, case_id, target, link=self.case_link(case_id).url)
+        return export_summary(result, case_id, target, link=self.case_link(case_id).url) | {
+            "fingerprint": plan.fingerprint}
 
     # --- purge and retention (kiosk.retention.purger) ----------------------------------------
 

@@ -317,10 +317,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "done.passphrase": ("USB passphrase", "U盘密码"),
     "done.once": ("Shown only now: write it down or print the slip. It is stored nowhere.",
                   "仅此一次显示：请记下或打印凭条。密码不会被保存。"),
-    "done.howto": ("Open the archive on the stick with 7-Zip (Windows), Keka (Mac) or The "
-                   "Unarchiver and type the passphrase.",
-                   "用 7-Zip（Windows）、Keka（Mac）或 The Unarchiver 打开U盘中的压缩包，"
-                   "输入密码。"),
+    "done.howto": ("Open OPEN_IMAGES.html on the stick in any browser and type the "
+                   "passphrase (7-Zip or Keka open it too).",
+                   "用任意浏览器打开U盘中的 OPEN_IMAGES.html，输入密码"
+                   "（也可用 7-Zip 或 Keka 打开）。"),
     "done.plain": ("The stick is NOT encrypted (patient consent recorded).",
                    "U盘未加密（已记录患者同意）。"),
     "done.countdown": ("This screen clears in {s} s.", "本页面将在 {s} 秒后清除。"),
