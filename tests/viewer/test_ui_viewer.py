@@ -219,6 +219,12 @@ def test_series_list_thumbnails_header_and_chinese_name(opened: OpenedPage) -> N
     assert overlay(page, "slice") == "Image 1/5"
 
 
+def test_a_thumbnail_skips_an_image_that_cannot_be_shown(opened: OpenedPage) -> None:
+    page = show(opened, {"IM0": ct_slice(0), "IM1": ct_slice(1, syntax=HTJ2K)}).page
+    page.wait_for_function("() => document.querySelector('canvas.thumb').dataset.drawn")
+    assert page.locator("canvas.thumb").get_attribute("data-drawn") == "true"
+
+
 def test_scrolling_by_wheel_keys_and_drag_changes_the_slice(opened: OpenedPage) -> None:
     page = show(opened, stack()).page
     wait_drawn(page)
@@ -321,6 +327,13 @@ def test_a_length_is_in_mm_from_pixel_spacing(opened: OpenedPage) -> None:
     assert overlay(page, "length") == f"{want:.1f} mm"
     lengths = vp(page, "currentLengths()")
     assert abs(lengths[0]["length"]["value"] - want) < 0.05
+    # Measure picked by mouse: the arrow keys still change slices; a length stays on its slice.
+    page.keyboard.press("ArrowDown")
+    wait_vp(page, "index === 1")
+    assert overlay(page, "length") == ""
+    page.keyboard.press("ArrowUp")
+    wait_vp(page, "index === 0")
+    assert overlay(page, "length") == f"{want:.1f} mm"
 
 
 def test_a_length_without_pixel_spacing_is_in_pixels_and_by_keyboard(opened: OpenedPage) -> None:
@@ -328,7 +341,8 @@ def test_a_length_without_pixel_spacing_is_in_pixels_and_by_keyboard(opened: Ope
     wait_drawn(page)
     page.get_by_role("button", name="Measure").click()
     page.locator(".viewport").focus()
-    # The keyboard probe starts at the centre; Enter, 5 right, 3 down... (Shift: 10 at a time)
+    # Measure picked by mouse: arrows still change slices (one slice here, so nothing moves);
+    # the first Enter shows the cross-hair at the centre and sets the first point.
     page.keyboard.press("Enter")
     for _ in range(5):
         page.keyboard.press("ArrowRight")

@@ -2,7 +2,7 @@
 // words the doctor can act on: checking (n/N), verified (what, from which kiosk, when, the key's
 // fingerprint to compare with the slip), a red warning naming each file that does not match,
 // or plainly unsigned.
-import { onLanguage, pick, t } from "../i18n.js";
+import { language, onLanguage, pick, t } from "../i18n.js";
 import { clear, h } from "./dom.js";
 import { dicomDate } from "./studies.js";
 
@@ -54,7 +54,7 @@ export function custodyText(s) {
     case "warning":
       return {
         state: "warning",
-        text: t("custodyWarning") + (s.kioskId ? ` ${t("custodyFrom", from)}` : ""),
+        text: [t("custodyWarning"), s.kioskId ? t("custodyFrom", from) : ""].filter(Boolean).join(language() === "zh" ? "" : " "),
         problems: (s.problems ?? []).map((p) => ({ path: p.path, text: problemText(p) })),
       };
     case "unsigned":

@@ -97,9 +97,16 @@ export class StudyBrowser extends EventTarget {
   async _thumbnails(entries) {
     for (const button of this.buttons) {
       const entry = button._entry;
-      const ref = entry.refs[Math.floor(entry.refs.length / 2)];
-      const img = await this.images.get(ref);
-      const frame = img.displayable ? await img.frame(0) : null;
+      // The middle image; if that one cannot be shown, the next few that can.
+      const mid = Math.floor(entry.refs.length / 2);
+      const order = [mid, ...entry.refs.keys()].filter((i, k, all) => all.indexOf(i) === k).slice(0, 4);
+      let img = null;
+      let frame = null;
+      for (const i of order) {
+        img = await this.images.get(entry.refs[i]);
+        frame = img.displayable ? await img.frame(0) : null;
+        if (frame) break;
+      }
       const data = frame ? renderThumbnail(img, frame, THUMB) : null;
       const c = button._canvas;
       if (data) {

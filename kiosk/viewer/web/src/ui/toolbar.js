@@ -15,7 +15,7 @@ export class Toolbar {
     this.vp = viewport;
     this.toolButtons = TOOLS.map(([name, key, shortcut]) => h("button.tool", {
       type: "button", "data-tool": name, "aria-pressed": String(viewport.tool === name), i18n: key,
-      "aria-keyshortcuts": shortcut, on: { click: () => viewport.setTool(name) },
+      "aria-keyshortcuts": shortcut, on: { click: (e) => viewport.setTool(name, { probe: e.detail === 0 }) },
     }));
     const zoom = [
       h("button", { type: "button", "data-action": "zoom-in", i18nAttr: { "aria-label": "zoomIn", title: "zoomIn" }, text: "+", on: { click: () => { viewport.zoomAt(1.25); viewport._overlay(); } } }),
@@ -40,7 +40,7 @@ export class Toolbar {
     viewport.el.addEventListener("keydown", (e) => {
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const tool = TOOLS.find(([, , s]) => s.toLowerCase() === e.key.toLowerCase());
-      if (tool) { viewport.setTool(tool[0]); e.preventDefault(); }
+      if (tool) { viewport.setTool(tool[0], { probe: true }); e.preventDefault(); }
       else if (e.key.toLowerCase() === "r") { viewport.reset(); e.preventDefault(); }
     });
     this.sync();

@@ -101,18 +101,26 @@ export class Viewport extends EventTarget {
     return this._show(target, 0);
   }
 
-  /** Select a tool by name (scroll, window, zoom, pan, measure). */
-  setTool(name) {
+  /**
+   * Select a tool by name (scroll, window, zoom, pan, measure).
+   * @param {string} name
+   * @param {{probe?: boolean}} [options] probe: show the keyboard's cross-hair at once (the
+   *   tool was chosen from the keyboard); otherwise it appears on the first Enter, so a mouse
+   *   user's arrow keys still change slices
+   */
+  setTool(name, { probe = false } = {}) {
     if (!TOOLS.includes(name)) return;
     this.tool = name;
     this.pending = null;
-    if (name === "measure" && !this.cursor && this.frame) {
-      this.cursor = { x: this.frame.width / 2, y: this.frame.height / 2 };
-    }
-    if (name !== "measure") this.cursor = null;
+    this.cursor = null;
+    if (name === "measure" && probe) this._probe();
     this.el.dataset.tool = name;
     this.dispatchEvent(new Event("tool"));
     this._queueDraw();
+  }
+
+  _probe() {
+    if (this.frame && !this.cursor) this.cursor = { x: this.frame.width / 2, y: this.frame.height / 2 };
   }
 
   /** The window in use now: {center, width}. */
@@ -607,7 +615,8 @@ export class Viewport extends EventTarget {
         else this.play();
         return handled();
       case "Enter":
-        if (this.tool === "measure" && this.cursor) {
+        if (this.tool === "measure" && this.frame) {
+          this._probe();
           if (this.pending) this._finishLength({ ...this.cursor });
           else this.pending = { a: { ...this.cursor }, b: { ...this.cursor }, dragging: false };
           this._queueDraw();
