@@ -290,6 +290,12 @@ def test_window_drag_presets_and_reset(opened: OpenedPage) -> None:
     page.get_by_role("button", name="Reset").click()
     wait_drawn(page)
     assert overlay(page, "window").startswith("W 1200 / L 300")
+    # From the keyboard: Ctrl+Up raises the level, Ctrl+Right widens the window.
+    page.locator(".viewport").focus()
+    page.keyboard.press("Control+ArrowUp")
+    page.keyboard.press("Control+ArrowRight")
+    w = vp(page, "currentWindow()")
+    assert w["center"] > 300 and w["width"] > 1200
 
 
 def sample_image(page: Any, pixels: np.ndarray) -> np.ndarray:
@@ -537,6 +543,14 @@ def test_phone_layout_has_no_horizontal_scroll_and_touch_scrolls(viewer_browser:
         # The fingers went from 40 px apart to 100 px: 2.5 times the size.
         assert vp(page, "scale") == pytest.approx(scale * 100 / 40, rel=0.05)
         assert vp(page, "index") == 4  # pinching did not scroll
+        # A tap reads the value under the finger (no hover on a phone).
+        page.evaluate("() => globalThis.testScreen.viewport.fit()")
+        wait_drawn(page)
+        tx, ty = client_point(page, 5.5, 7.5)
+        touch("touchStart", [(tx, ty)])
+        touch("touchEnd", [])
+        want = int(slice_pixels(4)[7, 5]) + INTERCEPT
+        assert overlay(page, "value") == f"{want} HU at (5, 7)"
         page.screenshot(path="/tmp/ui_phone.png", full_page=True)
         assert network(opened) == []
     finally:

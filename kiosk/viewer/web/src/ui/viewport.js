@@ -251,6 +251,11 @@ export class Viewport extends EventTarget {
     if (sizeChanged && this.fitted) this._fitScale();
     this._render();
     this.dispatchEvent(new Event("slice"));
+    // Read the neighbours while the doctor looks: the next step of a scroll is then at hand
+    // (on the stick each read is a decryption).
+    for (const j of [index + 1, index - 1]) {
+      if (j >= 0 && j < this.slices.length) this.images.get(this.slices[j]);
+    }
   }
 
   _render() {
@@ -535,6 +540,13 @@ export class Viewport extends EventTarget {
       const moved = Math.hypot(at.x - d.start.x, at.y - d.start.y);
       if (moved > 4) this._finishLength(this._toImage(at.x, at.y));
       else this.pending.dragging = false; // a click: the next click ends the length
+    } else if (d && e.pointerType !== "mouse" && this.frame) {
+      // A tap (no hover on touch screens) reads the value where the finger was.
+      const at = this._local(e);
+      if (Math.hypot(at.x - d.start.x, at.y - d.start.y) <= 4) {
+        this.pointerAt = this._toImage(at.x, at.y);
+        this._value();
+      }
     }
   }
 
