@@ -450,6 +450,10 @@ def test_reports_open_beside_the_images_labelled(opened: OpenedPage) -> None:
     view = page.locator(".viewport").bounding_box()
     rep = page.locator(".reports").bounding_box()
     assert rep["x"] >= view["x"] + view["width"]
+    # The desktop viewer fills the 1280×800 window without the page scrolling either way.
+    size = page.evaluate("() => { const d = document.documentElement; return"
+                         " [d.scrollWidth, d.clientWidth, d.scrollHeight, d.clientHeight]; }")
+    assert size[0] <= size[1] and size[2] <= size[3]
 
 
 @pytest.mark.parametrize(("custody", "words"), [
