@@ -97,6 +97,9 @@ class KioskService:
         stale = self.catalog.mark_interrupted()
         self.store.clean_tmp(keep=self.catalog.running_job_ids())
         remove_stale_temps(self.locations.data_dir)  # the database's own atomic-write temps
+        for folder in (self.catalog.db.paths.cases_dir, self.catalog.db.paths.index_dir):
+            if folder.is_dir():
+                remove_stale_temps(folder)
         return stale
 
     def import_path(self, spec: str | Path, *, case_id: str | None = None,
@@ -254,9 +257,15 @@ class KioskService:
         """Purge every case due under ``retention.days`` (see :meth:`Purger.run`)."""
         return self.purger.run(dry_run=dry_run)
 
-    def case_summaries(self) -> list[dict[str, Any]]:
-        """One summary per case, newest first (see :meth:`Catalog.case_summaries`)."""
-        return self.catalog.case_summaries()
+    def case_summaries(self, *, limit: int | None = None, since: str | None = None,
+                       find: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Case summaries, newest first, from the case index (see
+        :meth:`Catalog.case_summaries`: ``limit``, ``since``, ``find``, ``offset``)."""
+        return self.catalog.case_summaries(limit=limit, since=since, find=find, offset=offset)
+
+    def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
+        """How many cases :meth:`case_summaries` would list without a limit."""
+        return self.catalog.count_cases(since=since, find=find)
 
     def require_one_person(self, case_id: str) -> None:
         """Refuse a case that holds several patients not confirmed as one person.
@@ -614,4 +623,4 @@ class KioskService:
 
     def recent_audit(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` audit entries, newest last (ids and hashes only)."""
-        return self.audit.entries()[-limit:]
+        return self.audit.tail(limit)

@@ -63,8 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="password of encrypted zip archives on the medium (hospitals often use "
                         "the patient's birth date)")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
-    p = add("cases", "list cases")
+    p = add("cases", "list cases, newest first")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=_positive, metavar="N", help="at most N cases")
+    p.add_argument("--since", type=_date, metavar="DATE",
+                   help="only cases created on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--find", metavar="TEXT",
+                   help="only cases whose number, patient id or name (Latin or Chinese), "
+                        "passport name or date contains every word of TEXT")
     p = add("export", "write the patient package to a directory or mounted stick")
     p.add_argument("case_id")
     p.add_argument("--to", required=True)
@@ -246,14 +252,41 @@ def cmd_import(args: argparse.Namespace) -> int:
     return import_exit_code(report)
 
 
+def _positive(text: str) -> int:
+    """``--limit``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of cases (1 or more) / 不是有效的病例数量（至少为 1）")
+    return value
+
+
+def _date(text: str) -> str:
+    """``--since``: ``YYYY-MM-DD`` (``YYYYMMDD`` and ``YYYY/MM/DD`` are read too)."""
+    import re
+
+    m = re.fullmatch(r"(\d{4})[-/]?(\d{2})[-/]?(\d{2})", text.strip())
+    if m is None or not (1 <= int(m[2]) <= 12 and 1 <= int(m[3]) <= 31):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; write YYYY-MM-DD / 不是有效日期，请写成 YYYY-MM-DD")
+    return f"{m[1]}-{m[2]}-{m[3]}"
+
+
 def cmd_cases(args: argparse.Namespace) -> int:
-    """``kiosk cases``."""
-    cases = _service(args).case_summaries()
+    """``kiosk cases [--limit N] [--since DATE] [--find TEXT]``: newest first, from the index."""
+    cases = _service(args).case_summaries(limit=getattr(args, "limit", None),
+                                          since=getattr(args, "since", None),
+                                          find=getattr(args, "find", None))
     if args.json:
         json.dump({"cases": cases}, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
-    if not cases:
+    if not cases and (getattr(args, "find", None) or getattr(args, "since", None)):
+        print("No case matches. / 没有符合条件的病例。")
+    elif not cases:
         print("No cases yet. Insert a disc or run `kiosk import SOURCE`.")
     for c in cases:
         names = ", ".join(p["name_display"] for p in c["patients"]) or "?"

@@ -1,7 +1,10 @@
 """The durable outbox: upload jobs that survive power cuts, crashes and days offline.
 
-Storage: one tinydb document per job in the ``outbox`` table (the database is already atomic
-and shared with the CLI through a file lock). A job is "upload these instances of study X of
+Storage: one tinydb document per job in the ``outbox`` table, in the file of the job's case
+(the database is atomic and shared with the CLI through a file lock). Jobs not yet done are
+mirrored in the small global file (:meth:`kiosk.store.database.Database.find_active`), so
+choosing the next job, counting and recovering never open the cases: their cost follows the
+jobs waiting, not the uploads ever made. A job is "upload these instances of study X of
 case Y to destination D"; its instance list is a content-addressed JSON blob written *before*
 the job document, so the document stays small whatever the study size. Per-instance results
 are summarised: a cursor into the list, a count, and the failures (few) by SOP Instance UID.
@@ -98,9 +101,16 @@ class Outbox:
     # --- reading ------------------------------------------------------------------------------
 
     def jobs(self, **key: Any) -> list[dict[str, Any]]:
-        """Jobs matching ``key`` (all when empty), oldest first."""
-        return sorted(self.db.find(OUTBOX, **key),
-                      key=lambda j: (j.get("created_ts", 0.0), j["job_id"]))
+        """Jobs matching ``key`` (all when empty), oldest first.
+
+        Name ``case_id`` (one case's file) or an unfinished ``state`` (the mirror); any other
+        key reads every case (Admin, tests). :meth:`waiting` is the cheap question.
+        """
+        return _oldest_first(self.db.find(OUTBOX, **key))
+
+    def waiting(self, **key: Any) -> list[dict[str, Any]]:
+        """Jobs not done (pending, in flight, retry, failed) matching ``key``, oldest first."""
+        return _oldest_first(self.db.find_active(OUTBOX, **key))
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         """One job, or None."""
@@ -109,14 +119,17 @@ class Outbox:
     def counts(self, destination: str) -> dict[str, int]:
         """How many jobs of ``destination`` are in each state."""
         counts = dict.fromkeys(STATES, 0)
-        for job in self.db.find(OUTBOX, destination=destination):
+        for job in self.waiting(destination=destination):
             counts[job["state"]] = counts.get(job["state"], 0) + 1
+        # Finished jobs are counted per case in the case index, not by opening every case.
+        counts[DONE] = sum(int(row.get("x", {}).get("done", {}).get(destination, 0))
+                           for row in self.db.index_rows())
         return counts
 
     def next_due(self, destination: str) -> float | None:
         """When the earliest waiting job of ``destination`` is due (epoch seconds), or None."""
         due = [0.0 if j["state"] == PENDING else float(j["next_attempt"])
-               for j in self.db.find(OUTBOX, destination=destination)
+               for j in self.waiting(destination=destination)
                if j["state"] in (PENDING, RETRY)]
         return min(due) if due else None
 
@@ -129,12 +142,13 @@ class Outbox:
         """Put jobs left in flight by a dead process back to pending (cursor kept)."""
         recovered = []
         with self.db.transaction():
-            for job in self.db.find(OUTBOX, state=IN_FLIGHT):
+            self.db.repair_active(OUTBOX)
+            for job in self.waiting(state=IN_FLIGHT):
                 if not self._owned_by_live_process(job):
                     self.db.update(OUTBOX, {
                         "state": PENDING, "resumed": job.get("resumed", 0) + 1,
                         "last_error": "the kiosk stopped during this upload; resuming",
-                        "updated": now_iso()}, job_id=job["job_id"])
+                        "updated": now_iso()}, case_id=job["case_id"], job_id=job["job_id"])
                     recovered.append(job["job_id"])
         return recovered
 
@@ -142,14 +156,14 @@ class Outbox:
         """Mark the oldest due job of ``destination`` in flight for this process; return it."""
         now = self.clock()
         with self.db.transaction():
-            due = [j for j in self.jobs(destination=destination)
+            due = [j for j in self.waiting(destination=destination)
                    if j["state"] == PENDING or (j["state"] == RETRY and j["next_attempt"] <= now)]
             if not due:
                 return None
             job = due[0]
             fields = {"state": IN_FLIGHT, "owner_pid": os.getpid(), "owner_boot": self._boot,
                       "claimed": now_iso(), "updated": now_iso()}
-            self.db.update(OUTBOX, fields, job_id=job["job_id"])
+            self.db.update(OUTBOX, fields, case_id=job["case_id"], job_id=job["job_id"])
         return job | fields
 
     def save(self, job_id: str, **fields: Any) -> None:
@@ -166,7 +180,7 @@ class Outbox:
         """Fail every pending/retry job of ``destination`` (login or certificate refused)."""
         n = 0
         with self.db.transaction():
-            for job in self.db.find(OUTBOX, destination=destination):
+            for job in self.waiting(destination=destination):
                 if job["state"] in (PENDING, RETRY):
                     self.finish(job["job_id"], FAILED, last_error=error, error_kind=kind,
                                 credentials=credentials)
@@ -187,7 +201,7 @@ class Outbox:
         wanted = set(kinds) if kinds is not None else None
         n = 0
         with self.db.transaction():
-            for job in self.db.find(OUTBOX, destination=destination, state=FAILED):
+            for job in self.waiting(destination=destination, state=FAILED):
                 if wanted is not None and job.get("error_kind") not in wanted:
                     continue
                 if credentials is not None and job.get("credentials") in (None, credentials):
@@ -199,6 +213,10 @@ class Outbox:
                     "state": PENDING, "attempts": 0, "error_kind": None, "updated": now_iso(),
                     "cursor": job["cursor"] if resume else 0,
                     "failures": job.get("failures", {}) if resume else {},
-                }, job_id=job["job_id"])
+                }, case_id=job["case_id"], job_id=job["job_id"])
                 n += 1
         return n
+
+
+def _oldest_first(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(jobs, key=lambda j: (j.get("created_ts", 0.0), j["job_id"]))

@@ -264,23 +264,41 @@ class Syncer:
     def plan(self) -> list[str]:
         """Enqueue an upload for every study (and its reports) not yet covered; return ids.
 
-        Whole tables are read once per round (tinydb re-reads its file on every query).
-        Items already in an earlier job for the same study are left out, so a second disc of
-        the same study uploads only its new images.
+        Only cases whose uploadable content changed since the last plan for this destination
+        are opened (the case index keeps both signatures), so a round costs the new work, not
+        the history. Items already in an earlier job for the same study are left out, so a
+        second disc of the same study uploads only its new images.
         """
         if self.cloud is None:
             return []
-        db = self.catalog.db
-        jobs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for job in self.outbox.jobs(destination=self.destination):
-            jobs[(job["case_id"], job["study_uid"])].append(job)
-        reports: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in db.find(REPORTS):
+        created: list[str] = []
+        for row in self.catalog.index_rows():
+            extra_info = row.get("x", {})
+            signature = extra_info.get("upload_sig")
+            planned = extra_info.get("planned", {})
+            if signature is not None and planned.get(self.destination) == signature:
+                continue
+            created += self._plan_case(row["case_id"])
+            with self.catalog.db.transaction():
+                case = self.catalog.case(row["case_id"])
+                if case is not None:
+                    self.catalog.db.update(CASES, {"planned": (case.get("planned") or {}) | {
+                        self.destination: signature}}, case_id=row["case_id"])
+        return created
+
+    def _plan_case(self, case_id: str) -> list[str]:
+        docs = self.catalog.case_docs(case_id)
+        jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for job in docs.docs("outbox"):
+            if job.get("destination") == self.destination:
+                jobs[job["study_uid"]].append(job)
+        reports: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in docs.docs(REPORTS):
             if r.get("upload") and r.get("dicom_sha256") and r.get("study_uid"):
-                reports[(r["case_id"], r["study_uid"])].append(r)
+                reports[r["study_uid"]].append(r)
         created = []
-        for study in sorted(db.find(STUDIES), key=lambda s: (s["case_id"], s["study_uid"])):
-            key = (study["case_id"], study["study_uid"])
+        for study in sorted(docs.docs(STUDIES), key=lambda s: s["study_uid"]):
+            key = study["study_uid"]
             extra = sorted((r["sop_instance_uid"], r["dicom_sha256"]) for r in reports[key])
             fingerprint = hashlib.sha256(
                 (study["manifest"] + "|" + ",".join(sha for _, sha in extra)).encode()
@@ -299,7 +317,7 @@ class Syncer:
                     seen.add(row.sop_instance_uid)
             items += [(sop, sha) for sop, sha in extra if sop not in seen]
             created.append(self.outbox.enqueue_upload(
-                destination=self.destination, case_id=study["case_id"],
+                destination=self.destination, case_id=case_id,
                 study_uid=study["study_uid"], items=items, fingerprint=fingerprint,
                 skipped=skipped))
         return created
@@ -307,25 +325,17 @@ class Syncer:
     # --- translations -----------------------------------------------------------------------
 
     def _scopes(self) -> list[CaseScope]:
-        db = self.catalog.db
-        studies: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for study in db.find(STUDIES):
-            studies[study["case_id"]].append(study)
-        ours: dict[str, set[str]] = defaultdict(set)
-        for r in db.find(REPORTS):
-            if r.get("sop_instance_uid"):
-                ours[r["case_id"]].add(r["sop_instance_uid"])
         scopes = []
-        for case in db.find(CASES):
-            case_id = case["case_id"]
+        for row in self.catalog.index_rows():  # the case index: no case file is opened here
+            extra = row.get("x", {})
             scopes.append(CaseScope(
-                case_id=case_id,
-                study_uids=tuple(sorted(s["study_uid"] for s in studies[case_id])),
-                owns=self._owner(studies[case_id], ours[case_id]),
-                updated=_epoch(case.get("updated") or case.get("created"))))
+                case_id=row["case_id"],
+                study_uids=tuple(sorted(extra.get("study_uids", []))),
+                owns=self._owner(row["case_id"], set(extra.get("report_sops", []))),
+                updated=_epoch(row.get("updated") or row.get("created"))))
         return scopes
 
-    def _owner(self, studies: list[dict[str, Any]], created: set[str]) -> Callable[[str], bool]:
+    def _owner(self, case_id: str, created: set[str]) -> Callable[[str], bool]:
         """Is this SOP Instance UID one the kiosk imported or created? Manifests load lazily."""
         imported: set[str] | None = None
 
@@ -334,7 +344,7 @@ class Syncer:
             if sop_uid in created:
                 return True
             if imported is None:
-                imported = {row.sop_instance_uid for s in studies
+                imported = {row.sop_instance_uid for s in self.catalog.studies(case_id)
                             for row in self.catalog.manifest(s)}
             return sop_uid in imported
 
@@ -342,7 +352,7 @@ class Syncer:
 
     def _pull(self, source: TranslationSource, scopes: list[CaseScope], st: dict[str, Any],
               report: SyncReport) -> None:
-        seen = {r["origin"] for r in self.catalog.db.find(REPORTS) if r.get("origin")}
+        seen = {o for row in self.catalog.index_rows() for o in row.get("x", {}).get("origins", [])}
         seen |= set(st["skipped"])
         poll = source.poll(scopes, seen)
         if source.name == "inbox":

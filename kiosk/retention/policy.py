@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.retention.purge import upload_state
 from kiosk.store.blobstore import BlobStore
 from kiosk.store.catalog import Catalog
 
@@ -63,16 +62,21 @@ class CaseRetention:
 
 def review_cases(catalog: Catalog, store: BlobStore, days: int,
                  now: float) -> list[CaseRetention]:
-    """The retention verdict of every case at time ``now`` (epoch seconds), oldest first."""
+    """The retention verdict of every case at time ``now`` (epoch seconds), oldest first.
+
+    Read from the case index (each row carries its case's upload state, kept up to date as
+    the case changes), so a sweep opens no case file; the purge checks again before it deletes.
+    """
+    del store  # the rows carry what was read from the blobs
     verdicts = []
-    for case in sorted(catalog.cases(), key=lambda c: c.get("created", "")):
+    for case in sorted(catalog.index_rows(), key=lambda c: c.get("created") or ""):
         case_id = case["case_id"]
         delivered = _epoch(case.get("delivered"))
         uploaded = None
-        if delivered is not None and days > 0:  # reading the manifests only when it matters
-            state = upload_state(catalog, store, case_id)
+        if delivered is not None and days > 0:
+            state = case.get("x", {}).get("upload", {})
             # A finished job always has a time; one without counts as not uploaded (kept).
-            uploaded = _epoch(state.finished) if state.uploaded else None
+            uploaded = _epoch(state.get("finished")) if state.get("uploaded") else None
         due = None
         if delivered is not None and uploaded is not None:
             due = max(delivered, uploaded) + days * DAY

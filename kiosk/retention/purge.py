@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.cloud.outbox import DONE, OUTBOX
+from kiosk.cloud.outbox import OUTBOX
 from kiosk.errors import UsageError
 from kiosk.links.case_links import LINKS
 from kiosk.reports.merger import MAX_PDF_BYTES
 from kiosk.store.blobstore import BlobStore
+from kiosk.store.case_summary import upload_summary
 from kiosk.store.catalog import CASES, JOBS, REPORTS, STUDIES, Catalog
 from kiosk.store.locations import Locations
 
@@ -66,20 +67,17 @@ def upload_state(catalog: Catalog, store: BlobStore, case_id: str) -> UploadStat
     the outbox would send must be in the item list of a ``done`` job. Instances that failed
     verification are never sent (see :meth:`kiosk.cloud.sync.Syncer.plan`) and do not hold a case.
     """
-    done = [j for j in catalog.db.find(OUTBOX, case_id=case_id) if j.get("state") == DONE]
-    sent: set[str] = set()
-    for job in done:
-        if job.get("items") and store.has(job["items"]):
-            sent |= {sop for sop, _sha in json.loads(store.read_bytes(job["items"]))}
-    wanted = {row.sop_instance_uid for study in catalog.studies(case_id)
-              for row in catalog.manifest(study) if row.verified}
-    wanted |= {str(r["sop_instance_uid"]) for r in catalog.reports(case_id)
-               if r.get("upload") and r.get("dicom_sha256") and r.get("study_uid")
-               and r.get("sop_instance_uid")}
-    missing = len(wanted - sent)
-    finished = max((str(j.get("finished") or j.get("updated") or "") for j in done),
-                   default="") or None
-    return UploadState(uploaded=bool(done) and missing == 0, finished=finished,
+    docs = catalog.case_docs(case_id)
+    studies = docs.docs(STUDIES)
+    state = upload_summary(studies, docs.docs(REPORTS), docs.docs(OUTBOX), store)
+    missing = state["missing"]
+    if missing is None:  # nothing finished uploading: every instance to send is missing
+        missing = sum(1 for study in studies for row in catalog.manifest(study)
+                      if row.verified)
+        missing += sum(1 for r in docs.docs(REPORTS)
+                       if r.get("upload") and r.get("dicom_sha256") and r.get("study_uid")
+                       and r.get("sop_instance_uid"))
+    return UploadState(uploaded=bool(state["uploaded"]), finished=state["finished"],
                        missing=missing)
 
 
@@ -90,6 +88,28 @@ def report_staging_prefix(case_id: str) -> str:
     character; the tag still lets a purge find the case's leftovers after a crash.
     """
     return f"report-{hashlib.sha256(case_id.encode()).hexdigest()[:16]}-"
+
+
+def _sharing(catalog: Catalog, case_id: str,
+             mine: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The records of the other cases that may share a blob with ``case_id``.
+
+    Images (and so manifests and upload item lists) can only be shared by a case holding the
+    same study, and a report PDF by a case holding the same PDF: the case index says which,
+    so only those cases are opened, not every case on the kiosk.
+    """
+    studies = {s["study_uid"] for s in mine[STUDIES]}
+    pdfs = {str(r["pdf_sha256"]) for r in mine[REPORTS] if r.get("pdf_sha256")}
+    others: dict[str, list[dict[str, Any]]] = {t: [] for t in mine}
+    for row in catalog.db.index_rows():
+        extra = row.get("x", {})
+        if row["case_id"] == case_id or not (studies & set(extra.get("study_uids", []))
+                                             or pdfs & set(extra.get("pdfs", []))):
+            continue
+        docs = catalog.case_docs(row["case_id"])
+        for table in others:
+            others[table] += docs.docs(table)
+    return others
 
 
 def _refs(catalog: Catalog, store: BlobStore, docs: dict[str, list[dict[str, Any]]]) -> set[str]:
@@ -165,7 +185,8 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
         if catalog.case(case_id) is None:
             raise UsageError(f"There is no case {case_id}.")
         tables = (STUDIES, REPORTS, JOBS, OUTBOX)
-        mine = {t: db.find(t, case_id=case_id) for t in tables}
+        docs = catalog.case_docs(case_id)
+        mine = {t: docs.docs(t) for t in tables}
         running = catalog.running_job_ids() & {j["job_id"] for j in mine[JOBS]}
         if running:
             raise UsageError(f"An import into case {case_id} is still running. Let it finish "
@@ -175,7 +196,7 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
             raise UsageError(
                 f"Case {case_id} is not uploaded to the office yet: purging it now deletes the "
                 "only copy on this kiosk. Confirm the purge explicitly to go ahead.")
-        others = {t: [d for d in db.find(t) if d.get("case_id") != case_id] for t in tables}
+        others = _sharing(catalog, case_id, mine)
         candidates = _refs(catalog, store, mine)
         shared = candidates & _refs(catalog, store, others)
         other_pdfs = {str(r.get("pdf_sha256")) for r in others[REPORTS]}
@@ -187,9 +208,12 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
         temps = 0
         if locations is not None:
             # Every database write holds this lock, so no write is half-way: any temp left is
-            # an interrupted write's, holding an older copy of the whole database.
+            # an interrupted write's, holding an older copy of the case's (or, in layout 1,
+            # the whole database's) records.
             temps += sum(_remove(p) for p in locations.data_dir.glob(
                 f".{locations.db_file.name}.*.tmp"))
+            case_file = db.paths.case_file(case_id)
+            temps += sum(_remove(p) for p in case_file.parent.glob(f".{case_file.name}.*.tmp"))
     deleted = 0
     for sha in candidates - shared:
         path = store.path_for(sha)

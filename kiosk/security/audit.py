@@ -62,10 +62,34 @@ class AuditLog:
             return hashlib.sha256(tail).hexdigest(), -1
 
     def entries(self) -> list[dict[str, Any]]:
-        """All entries (for tests and the Admin screen)."""
+        """All entries (for tests; the Admin screen reads :meth:`tail`)."""
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text("utf-8").splitlines() if line]
+
+    def tail(self, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` entries, newest last, read from the end of the file only."""
+        if limit <= 0 or not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            block, data = 65536, b""
+            while end > 0 and data.count(b"\n") <= limit:
+                start = max(0, end - block)
+                fh.seek(start)
+                data = fh.read(end - start) + data
+                end = start
+                block *= 2
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        if end > 0:
+            lines = lines[1:]  # the first may be cut: there are enough whole ones after it
+        out = []
+        for line in lines[-limit:]:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a torn line: verify_trail reports it
+        return out
 
 
 def verify_trail(path: Path) -> list[str]:
@@ -78,20 +102,27 @@ def verify_trail(path: Path) -> list[str]:
         return []
     problems: list[str] = []
     prev, expected_seq = GENESIS, 1
-    for lineno, line in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            entry = json.loads(line)
-            seq, stored = int(entry["seq"]), str(entry["hash"])
-        except (ValueError, KeyError, TypeError):
-            problems.append(f"line {lineno}: not a readable audit entry (torn or edited)")
-            prev, expected_seq = hashlib.sha256(line).hexdigest(), expected_seq + 1
-            continue
-        if entry_hash(entry) != stored:
-            problems.append(f"line {lineno} (seq {seq}): entry was edited after it was written")
-        if entry.get("prev") != prev:
-            problems.append(f"line {lineno} (seq {seq}): does not follow the entry before it "
-                            "(an entry was inserted or deleted here)")
-        if seq != expected_seq:
-            problems.append(f"line {lineno}: seq {seq} where {expected_seq} was expected")
-        prev, expected_seq = stored, seq + 1
+    with open(path, "rb") as fh:  # streamed: memory stays flat however long the trail
+        for lineno, line in enumerate(fh, start=1):
+            prev, expected_seq = _check_line(line.rstrip(b"\r\n"), lineno, prev,
+                                             expected_seq, problems)
     return problems
+
+
+def _check_line(line: bytes, lineno: int, prev: str, expected_seq: int,
+                problems: list[str]) -> tuple[str, int]:
+    """Check one line against the chain; return the chain's state after it."""
+    try:
+        entry = json.loads(line)
+        seq, stored = int(entry["seq"]), str(entry["hash"])
+    except (ValueError, KeyError, TypeError):
+        problems.append(f"line {lineno}: not a readable audit entry (torn or edited)")
+        return hashlib.sha256(line).hexdigest(), expected_seq + 1
+    if entry_hash(entry) != stored:
+        problems.append(f"line {lineno} (seq {seq}): entry was edited after it was written")
+    if entry.get("prev") != prev:
+        problems.append(f"line {lineno} (seq {seq}): does not follow the entry before it "
+                        "(an entry was inserted or deleted here)")
+    if seq != expected_seq:
+        problems.append(f"line {lineno}: seq {seq} where {expected_seq} was expected")
+    return stored, seq + 1

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.database import Database
+from kiosk.store.case_summary import matches, public, summary_row
+from kiosk.store.database import CaseDocs, Database
 from kiosk.store.import_split import divide_report
 from kiosk.system.liveness import boot_id, claim_alive
 
@@ -26,6 +27,8 @@ CASES, STUDIES, JOBS = "cases", "studies", "jobs"
 REPORTS = "reports"
 #: One document per issuing hospital: media seen, instances, quirks, rejections (no patient data).
 HOSPITALS = "hospitals"
+#: How many recent import jobs of one medium are remembered (to resume an interrupted one).
+_SOURCE_JOBS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,10 @@ class Catalog:
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
+        db.summarise = self._summary_row
+
+    def _summary_row(self, docs: CaseDocs) -> dict[str, Any] | None:
+        return summary_row(docs, self.store)
 
     # --- cases -----------------------------------------------------------------------------
 
@@ -83,31 +90,61 @@ class Catalog:
         return self.db.get(CASES, case_id=case_id)
 
     def cases(self) -> list[dict[str, Any]]:
-        """Every case, newest first."""
-        return sorted(self.db.find(CASES), key=lambda c: c.get("created", ""), reverse=True)
+        """Every case document, newest first (reads every case file: maintenance and tests)."""
+        docs = [self.case(row["case_id"]) for row in self.index_rows()]
+        return [d for d in docs if d is not None]
 
     def studies(self, case_id: str) -> list[dict[str, Any]]:
         """The study documents of a case."""
         return sorted(self.db.find(STUDIES, case_id=case_id), key=lambda s: s["study_uid"])
 
-    def case_summaries(self) -> list[dict[str, Any]]:
-        """One summary per case, newest first: patients, counts, bytes and modalities."""
+    def case_docs(self, case_id: str) -> CaseDocs:
+        """Every record of one case, with one read of its file."""
+        return self.db.case_docs(case_id)
+
+    def index_rows(self) -> list[dict[str, Any]]:
+        """Every case's index row (:mod:`kiosk.store.case_summary`), newest first."""
+        return sorted(self.db.index_rows(),
+                      key=lambda r: (r.get("created") or "", r["case_id"]), reverse=True)
+
+    def case_summaries(self, *, limit: int | None = None, since: str | None = None,
+                       find: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Case summaries, newest first: patients, counts, bytes and modalities.
+
+        Made from the compact case index, never from the cases' own records.
+
+        Parameters
+        ----------
+        limit : int, optional
+            At most this many (after ``offset``).
+        since : str, optional
+            Only cases created on or after this date (``YYYY-MM-DD``) or time (ISO 8601).
+        find : str, optional
+            Only cases whose number, patient id or name (Latin or Chinese), passport name or
+            dates contain every word typed (case-insensitive).
+        offset : int
+            Skip this many of the matching cases first (paging).
+        """
         out = []
-        for case in self.cases():
-            studies = self.studies(case["case_id"])
-            out.append({
-                "case_id": case["case_id"],
-                "status": case.get("status", "incomplete"),
-                "delivered": case.get("delivered"),  # time of the last verified export
-                "created": case.get("created"),
-                "updated": case.get("updated"),
-                "patients": case.get("patients", []),
-                "studies": len(studies),
-                "instances": sum(s["instances"] for s in studies),
-                "bytes": sum(s["bytes"] for s in studies),
-                "modalities": sorted({m for s in studies for m in s.get("modalities", [])}),
-            })
+        skipped = 0
+        for row in self.index_rows():
+            if since and (row.get("created") or "") < since:
+                continue
+            if find and not matches(row, find):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(public(row))
+            if limit is not None and len(out) >= limit:
+                break
         return out
+
+    def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
+        """How many cases :meth:`case_summaries` would list without a limit."""
+        return sum(1 for row in self.index_rows()
+                   if not (since and (row.get("created") or "") < since)
+                   and not (find and not matches(row, find)))
 
     def manifest(self, study: dict[str, Any]) -> list[InstanceRow]:
         """The instance rows of a study document."""
@@ -280,7 +317,7 @@ class Catalog:
                 self.db.update(STUDIES, {"case_id": new_id}, case_id=case_id, study_uid=uid)
             for report in self.reports(case_id):
                 if report.get("study_uid") in uids:
-                    self.db.update(REPORTS, {"case_id": new_id},
+                    self.db.update(REPORTS, {"case_id": new_id}, case_id=case_id,
                                    report_id=report["report_id"])
             # The identity, if any, was confirmed for the old set of patients: ask again.
             self.db.update(CASES, {
@@ -323,7 +360,9 @@ class Catalog:
                 "report": self.store.put_bytes(_report_bytes(theirs))})
             job_map[job["job_id"]] = split_id
             old.add(sha)
-        still = {j.get("report") for j in self.db.find(JOBS)}
+        # A report blob names its job, so only the jobs of these two cases can refer to it.
+        still = {j.get("report") for j in [*self.db.find(JOBS, case_id=case_id),
+                                           *self.db.find(JOBS, case_id=new_id)]}
         return job_map, old - still
 
     # --- reports ---------------------------------------------------------------------------
@@ -334,7 +373,17 @@ class Catalog:
                       key=lambda r: (r.get("merged_ts", 0.0), r["report_id"]))
 
     def find_report(self, **key: Any) -> dict[str, Any] | None:
-        """The first report matching every ``key`` field, or None."""
+        """The first report matching every ``key`` field, or None.
+
+        By ``origin`` alone, only the cases whose index row lists that origin are opened.
+        """
+        if "origin" in key and "case_id" not in key:
+            for row in self.db.index_rows():
+                if key["origin"] in row.get("x", {}).get("origins", []):
+                    found = self.db.find(REPORTS, case_id=row["case_id"], **key)
+                    if found:
+                        return found[0]
+            return None
         found = self.db.find(REPORTS, **key)
         return found[0] if found else None
 
@@ -347,10 +396,16 @@ class Catalog:
     def start_job(self, kind: str, **fields: Any) -> str:
         """Persist a job as running before its work starts; return its id."""
         job_id = f"{kind}-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
-        self.db.insert(JOBS, {
-            "job_id": job_id, "kind": kind, "state": "running", "pid": os.getpid(),
-            "boot_id": boot_id(), "started": now_iso(), **fields,
-        })
+        with self.db.transaction():
+            self.db.insert(JOBS, {
+                "job_id": job_id, "kind": kind, "state": "running", "pid": os.getpid(),
+                "boot_id": boot_id(), "started": now_iso(), **fields,
+            })
+            if isinstance(fields.get("source"), str):
+                # The medium's recent jobs, so resuming an interrupted import opens one case.
+                note = f"source:{kind}:{fields['source']}"
+                self.db.set_note(note, [*(self.db.note(note) or [])[-_SOURCE_JOBS + 1:],
+                                        job_id])
         return job_id
 
     def finish_job(self, job_id: str, state: str, **fields: Any) -> None:
@@ -362,23 +417,37 @@ class Catalog:
         return self.db.get(JOBS, job_id=job_id)
 
     def jobs(self, **key: Any) -> list[dict[str, Any]]:
-        """Jobs matching ``key``, oldest first."""
-        return sorted(self.db.find(JOBS, **key), key=lambda j: j["started"])
+        """Jobs matching ``key``, oldest first.
+
+        With ``kind`` and ``source`` (and no case), only that medium's recent jobs are read.
+        """
+        if "source" in key and "kind" in key and "case_id" not in key:
+            ids = self.db.note(f"source:{key['kind']}:{key['source']}") or []
+            found = [self.db.get(JOBS, job_id=i) for i in ids]
+            docs = [d for d in found if d is not None and all(
+                d.get(k) == v for k, v in key.items())]
+        else:
+            docs = self.db.find(JOBS, **key)
+        return sorted(docs, key=lambda j: j["started"])
 
     def running_job_ids(self) -> set[str]:
         """Ids of jobs whose process is still alive."""
-        return {j["job_id"] for j in self.db.find(JOBS, state="running")
+        return {j["job_id"] for j in self.db.find_active(JOBS, state="running")
                 if claim_alive(j.get("boot_id"), int(j.get("pid", 0)))}
 
     def mark_interrupted(self) -> list[str]:
         """Mark jobs left 'running' by a dead process (power cut, kill -9) as interrupted."""
         stale: list[str] = []
         with self.db.transaction():
+            self.db.repair_active(JOBS)
             alive = self.running_job_ids()
-            for job in self.db.find(JOBS, state="running"):
+            for job in self.db.find_active(JOBS, state="running"):
                 if job["job_id"] not in alive:
-                    self.finish_job(job["job_id"], "interrupted",
-                                    error="the kiosk stopped during this job")
+                    where = {"case_id": job["case_id"]} \
+                        if isinstance(job.get("case_id"), str) else {}
+                    self.db.update(JOBS, {"state": "interrupted", "finished": now_iso(),
+                                          "error": "the kiosk stopped during this job"},
+                                   job_id=job["job_id"], **where)
                     stale.append(job["job_id"])
         return stale
 

@@ -1,0 +1,144 @@
+"""A case's index row: its summary (``kiosk cases --json``), what finds it, what others ask of it.
+
+The row is made from the case's own file whenever it changes
+(:attr:`kiosk.store.database.Database.summarise`), so listing, finding, retention and sync
+planning read one compact row per case instead of every case's records. The public part is
+exactly the summary ``kiosk cases --json`` has always printed (:data:`SUMMARY_KEYS`); the rest
+sits under ``x``:
+
+``search``       lower-case text a coordinator may type: case number, patient ids and names
+                 (Latin and Chinese, ``^`` read as a space), passport name, dates
+                 (``2026-12-07`` and ``20261207``)
+``study_uids``   the case's studies (purge: which other cases may share images)
+``pdfs``         report PDF hashes (purge: shared reports); ``origins``: where reports came from
+``upload``       ``uploaded``, ``finished``, ``missing``: the retention question, answered
+``done``         finished upload jobs per destination
+``upload_sig``   changes whenever what the outbox would send changes (sync planning)
+``planned``      the ``upload_sig`` the outbox last planned, per destination
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from kiosk.store.blobstore import BlobStore
+from kiosk.store.database import CaseDocs
+
+SUMMARY_KEYS = ("case_id", "status", "delivered", "created", "updated", "patients", "studies",
+                "instances", "bytes", "modalities")
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """The summary part of an index row, in the order ``kiosk cases --json`` prints it."""
+    return {k: row.get(k) for k in SUMMARY_KEYS}
+
+
+def _dates(value: Any) -> list[str]:
+    text = str(value or "")
+    digits = text[:10].replace("-", "")
+    if len(digits) == 8 and digits.isdigit():
+        return [digits, f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"]
+    return []
+
+
+def search_text(case: dict[str, Any], studies: list[dict[str, Any]]) -> str:
+    """Everything a coordinator may type to find the case, lower case, one item a line."""
+    items = [str(case.get("case_id", ""))]
+    for p in case.get("patients", []):
+        items += [str(p.get(k) or "") for k in ("patient_id", "name", "name_display")]
+    identity = case.get("identity") or {}
+    items += [str(identity.get("passport_name") or ""), str(identity.get("birth_date") or "")]
+    for s in studies:
+        items += [str(s.get(k) or "") for k in ("patient_name", "patient_name_display")]
+        items += _dates(s.get("study_date"))
+    items += _dates(case.get("created"))
+    text = "\n".join(i for i in items if i).lower()
+    return text + "\n" + text.replace("^", " ").replace("=", " ")
+
+
+def matches(row: dict[str, Any], find: str) -> bool:
+    """Whether every word of ``find`` occurs in the row's search text (case-insensitive)."""
+    text = row.get("x", {}).get("search", "")
+    words = find.lower().replace("/", "-").replace(".", "-").split()
+    return all(w in text for w in words)
+
+
+def _upload_items(outbox: list[dict[str, Any]], store: BlobStore) -> set[str]:
+    sent: set[str] = set()
+    for job in outbox:
+        if job.get("items") and store.has(job["items"]):
+            sent |= {sop for sop, _sha in json.loads(store.read_bytes(job["items"]))}
+    return sent
+
+
+def upload_summary(studies: list[dict[str, Any]], reports: list[dict[str, Any]],
+                   outbox: list[dict[str, Any]], store: BlobStore) -> dict[str, Any]:
+    """Whether the office's server has everything of a case the kiosk would send.
+
+    ``uploaded``: there is a finished job and every verified instance and every report to
+    upload is in a finished job's items; ``finished``: when the last one ended; ``missing``:
+    how many are not (None when nothing was uploaded: the manifests are not read then).
+    """
+    done = [j for j in outbox if j.get("state") == "done"]
+    finished = max((str(j.get("finished") or j.get("updated") or "") for j in done),
+                   default="") or None
+    if not done:
+        return {"uploaded": False, "finished": None, "missing": None}
+    sent = _upload_items(done, store)
+    wanted: set[str] = set()
+    for study in studies:
+        rows = json.loads(store.read_bytes(study["manifest"]))
+        wanted |= {r["sop_instance_uid"] for r in rows if r.get("verified")}
+    wanted |= {str(r["sop_instance_uid"]) for r in reports
+               if r.get("upload") and r.get("dicom_sha256") and r.get("study_uid")
+               and r.get("sop_instance_uid")}
+    missing = len(wanted - sent)
+    return {"uploaded": missing == 0, "finished": finished, "missing": missing}
+
+
+def upload_signature(studies: list[dict[str, Any]], reports: list[dict[str, Any]]) -> str:
+    """Changes whenever the studies' manifests or the reports to upload change."""
+    parts = sorted(f"{s['study_uid']}|{s.get('manifest')}" for s in studies)
+    parts += sorted(f"{r.get('study_uid')}|{r.get('sop_instance_uid')}|{r.get('dicom_sha256')}"
+                    for r in reports if r.get("upload") and r.get("dicom_sha256"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def summary_row(docs: CaseDocs, store: BlobStore) -> dict[str, Any] | None:
+    """The index row of one case (None when the case document is gone)."""
+    case = docs.first("cases")
+    if case is None:
+        return None
+    studies = sorted(docs.docs("studies"), key=lambda s: s["study_uid"])
+    reports = docs.docs("reports")
+    outbox = docs.docs("outbox")
+    done: dict[str, int] = {}
+    for job in outbox:
+        if job.get("state") == "done":
+            done[job.get("destination", "")] = done.get(job.get("destination", ""), 0) + 1
+    return {
+        "case_id": case["case_id"],
+        "status": case.get("status", "incomplete"),
+        "delivered": case.get("delivered"),
+        "created": case.get("created"),
+        "updated": case.get("updated"),
+        "patients": case.get("patients", []),
+        "studies": len(studies),
+        "instances": sum(s["instances"] for s in studies),
+        "bytes": sum(s["bytes"] for s in studies),
+        "modalities": sorted({m for s in studies for m in s.get("modalities", [])}),
+        "x": {
+            "search": search_text(case, studies),
+            "study_uids": [s["study_uid"] for s in studies],
+            "pdfs": sorted({str(r["pdf_sha256"]) for r in reports if r.get("pdf_sha256")}),
+            "origins": sorted({str(r["origin"]) for r in reports if r.get("origin")}),
+            "report_sops": sorted({str(r["sop_instance_uid"]) for r in reports
+                                   if r.get("sop_instance_uid")}),
+            "upload": upload_summary(studies, reports, outbox, store),
+            "done": done,
+            "upload_sig": upload_signature(studies, reports),
+            "planned": case.get("planned") or {},
+        },
+    }

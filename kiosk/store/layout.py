@@ -1,0 +1,89 @@
+"""Where the database's records live on disk (layout 2): one small file per case, a compact index.
+
+Layout 1 (until this release) kept every table in one tinydb file that every write rewrote, so
+the cost of anything grew with the number of cases ever seen. Layout 2 gives each case its own
+file and keeps what must be found without knowing the case in small files of their own::
+
+    kiosk.json              global tables: hospitals, sync state, layout marker, and the
+                            *active* mirror (running import jobs, unfinished uploads)
+    cases/<name>.json       one tinydb file per case: the case, its studies, reports, jobs,
+                            links and upload jobs
+    index/cases-<b>.json    the case index: one compact summary row per case, in 32 buckets
+    index/ids-<b>.json      which case a job or report id belongs to, in 32 buckets
+
+Every file is written as today (temp file, fsync, rename, fsync the directory), so each stays
+old-or-new through a power cut; the index and the mirror are repaired from the case files,
+which are the truth (see :mod:`kiosk.store.database`).
+
+Pure naming and constants; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+#: The layout this code writes; the marker sits in ``kiosk.json``'s ``meta`` table.
+LAYOUT = 2
+META = "meta"
+#: Tables whose documents carry a ``case_id`` and live in that case's file.
+PARTITIONED = frozenset({"cases", "studies", "reports", "jobs", "links", "outbox"})
+#: The id field by which a partitioned document is found without its case.
+ID_FIELDS = {"jobs": "job_id", "outbox": "job_id", "reports": "report_id"}
+#: States mirrored into ``kiosk.json`` so they are found without opening every case.
+ACTIVE_STATES = {"jobs": frozenset({"running"}),
+                 "outbox": frozenset({"pending", "in_flight", "retry", "failed"})}
+#: Tables whose changes change a case's index row.
+SUMMARISED = frozenset({"cases", "studies", "reports", "outbox"})
+BUCKETS = 32
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def digest(text: str) -> str:
+    """A stable hex digest of ``text`` (SHA-256)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def case_file_name(case_id: str) -> str:
+    """The case's file name: readable prefix plus a hash (case ids may hold any character)."""
+    return f"{_UNSAFE.sub('_', case_id)[:40]}-{digest(case_id)[:12]}.json"
+
+
+def bucket(key: str) -> str:
+    """The two-digit bucket of ``key`` (a case id, or ``table:id``)."""
+    return f"{int(digest(key)[:4], 16) % BUCKETS:02d}"
+
+
+def active_table(table: str) -> str:
+    """The mirror table in ``kiosk.json`` of ``table``'s active documents."""
+    return f"active_{table}"
+
+
+def id_key(table: str, value: str) -> str:
+    """The locator key of a job or report id."""
+    return f"{table}:{value}"
+
+
+class Paths:
+    """File names of layout 2 beside the global database file ``db_file``."""
+
+    def __init__(self, db_file: Path) -> None:
+        self.db_file = db_file
+        self.cases_dir = db_file.parent / "cases"
+        self.index_dir = db_file.parent / "index"
+        #: The layout-1 database, kept until the start after a migration.
+        self.backup = db_file.with_name(db_file.name + ".layout1.bak")
+
+    def case_file(self, case_id: str) -> Path:
+        """The file of one case."""
+        return self.cases_dir / case_file_name(case_id)
+
+    def index_bucket(self, case_id: str) -> Path:
+        """The index bucket holding ``case_id``'s row."""
+        return self.index_dir / f"cases-{bucket(case_id)}.json"
+
+    def ids_bucket(self, table: str, value: str) -> Path:
+        """The locator bucket of a job or report id."""
+        return self.index_dir / f"ids-{bucket(id_key(table, value))}.json"
