@@ -41,7 +41,7 @@ if (fs.existsSync(wasmDir)) {
     const target = path.join(out, name.replace(/\.ts$/, ".wasm"));
     execFileSync(path.join(here, "node_modules", ".bin", "asc"), [
       path.join(wasmDir, name), "-O3", "--runtime", "stub", "--noAssert",
-      "--initialMemory", "1", "--exportRuntime", "false", "-o", target,
+      "--initialMemory", "1", "-o", target,
     ], { stdio: "inherit" });
   }
 }

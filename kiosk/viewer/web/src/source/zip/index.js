@@ -1,2 +1,235 @@
-// The stick source: split AES zip over Blob.slice. See docs/viewer.md.
-export {};
+// The stick source (docs/viewer.md "Opening the stick", "Source"): IMAGES.zip or its parts,
+// read with Blob.slice (never whole), every entry decrypted on demand in workers; the tree from
+// the DICOMDIR, the reports from the signed manifest, and the chain of custody checked in the
+// background while the doctor looks.
+import { parseDicomdir } from "../../dicom/index.js";
+import { Custody, checkSignature } from "../../manifest/index.js";
+import { AES_METHOD, ZipFormatError, locateData, readCentralDirectory } from "./central.js";
+import { PackageError, WORDS } from "./errors.js";
+import { PlainZipWriter } from "./plainzip.js";
+import { WorkerPool } from "./pool.js";
+import { Volumes } from "./volumes.js";
+
+export { PackageError } from "./errors.js";
+
+const WHOLE = /^(.+)\.zip$/i;
+const PART = /^(.+)\.zip\.(\d{3})$/i;
+const MANIFEST = "MANIFEST.JSON";
+const SIGNATURE = "MANIFEST.JWS";
+// Entries read for the background check at once (the pool's workers keep busy).
+const AHEAD = 8;
+
+/**
+ * What the picked files are, before any passphrase (docs/viewer.md "Opening the stick").
+ * @param {File[]} files
+ */
+export function describeFiles(files) {
+  const list = Array.from(files ?? []);
+  const parts = list.filter((f) => PART.test(f.name))
+    .sort((a, b) => Number(PART.exec(a.name)[2]) - Number(PART.exec(b.name)[2]));
+  if (parts.length) {
+    const numbers = new Set(parts.map((f) => Number(PART.exec(f.name)[2])));
+    const stem = PART.exec(parts[0].name)[1];
+    const last = Math.max(...numbers);
+    const missing = [];
+    for (let n = 1; n <= last; n++) if (!numbers.has(n)) missing.push(`${stem}.zip.${String(n).padStart(3, "0")}`);
+    return { ok: missing.length === 0, encrypted: true, parts: parts.map((f) => f.name), files: parts, missing,
+      message: missing.length ? WORDS.missing(missing) : null };
+  }
+  const whole = list.filter((f) => WHOLE.test(f.name));
+  if (whole.length) {
+    const pick = whole.find((f) => /^images\.zip$/i.test(f.name)) ?? whole[0];
+    return { ok: true, encrypted: true, parts: [pick.name], files: [pick], missing: [], message: null };
+  }
+  return { ok: false, encrypted: false, parts: [], files: [], missing: [], message: WORDS.choose };
+}
+
+function entryProblem(error, volumes) {
+  if (error instanceof ZipFormatError && error.missingEnd && volumes.length > 1) {
+    return new PackageError("missing-part", WORDS.lastMissing(volumes[volumes.length - 1].name), error.message);
+  }
+  if (error instanceof ZipFormatError && error.missingEnd && volumes.length === 1 && PART.test(volumes[0].name)) {
+    return new PackageError("missing-part", WORDS.lastMissing(volumes[0].name), error.message);
+  }
+  if (error instanceof ZipFormatError) return new PackageError("not-a-package", WORDS.notOurs, error.message);
+  return new PackageError("damaged", WORDS.damaged, String(error?.message ?? error));
+}
+
+/**
+ * Open the stick's package with the slip's passphrase.
+ * @param {File[]} files as picked
+ * @param {string} passphrase
+ * @param {{onProgress?: (p: {done: number, total: number}) => void}} [options]
+ * @returns {Promise<ZipSource>}
+ * @throws {PackageError}
+ */
+export async function openPackage(files, passphrase, { onProgress } = {}) {
+  const described = describeFiles(files);
+  if (!described.ok) {
+    throw new PackageError(described.missing.length ? "missing-part" : "not-a-package", described.message ?? WORDS.choose);
+  }
+  const volumes = new Volumes(described.files);
+  const progress = (done) => onProgress?.({ done, total: 4 });
+  progress(0);
+  let entries;
+  try {
+    entries = await readCentralDirectory(volumes);
+  } catch (e) {
+    throw entryProblem(e, described.files);
+  }
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  if (!byName.has("DICOMDIR") && !byName.has(MANIFEST)) {
+    throw new PackageError("not-a-package", WORDS.notOurs, "no DICOMDIR and no MANIFEST.JSON in the zip");
+  }
+  const source = new ZipSource(volumes, entries, passphrase, described);
+  try {
+    progress(1);
+    // The manifest first: its password check says at once whether the passphrase is right.
+    const manifestBytes = byName.has(MANIFEST) ? await source._read(MANIFEST, { urgent: true, check: false }) : null;
+    progress(2);
+    const jws = byName.has(SIGNATURE) ? await source._read(SIGNATURE, { urgent: true, check: false }) : null;
+    let manifest = null;
+    if (manifestBytes) {
+      try {
+        manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      } catch {
+        manifest = null;
+      }
+    }
+    const signature = manifest && jws ? await checkSignature(new TextDecoder().decode(jws), manifestBytes) : null;
+    source.manifest = manifest;
+    source.custody = new Custody({ manifest, signature, names: entries.map((e) => e.name) });
+    progress(3);
+    const dicomdir = await source._read("DICOMDIR", { urgent: true });
+    source._tree = parseDicomdir(dicomdir.buffer.byteLength === dicomdir.length ? dicomdir.buffer : dicomdir.slice().buffer);
+    progress(4);
+  } catch (e) {
+    source.close();
+    if (e instanceof PackageError) throw e;
+    throw new PackageError("damaged", WORDS.damaged, String(e?.message ?? e));
+  }
+  source._startCheck();
+  return source;
+}
+
+/** A Source over the stick's zip (docs/viewer.md "Source"). */
+export class ZipSource {
+  constructor(volumes, entries, passphrase, described) {
+    this.volumes = volumes;
+    this.entries = entries;
+    this.byName = new Map(entries.map((e) => [e.name, e]));
+    this.passphrase = passphrase;
+    this.label = described.files.length > 1 ? `${described.files[0].name.replace(/\.\d{3}$/, "")} (${described.files.length} parts)` : described.files[0].name;
+    this.pool = new WorkerPool();
+    this.manifest = null;
+    this.custody = null;
+    this._tree = null;
+    this._closed = false;
+  }
+
+  /** Decrypt one entry; with `check`, its hash goes to the custody. @returns {Promise<Uint8Array>} */
+  async _read(name, { urgent = false, check = true, wantData = true } = {}) {
+    const entry = this.byName.get(name);
+    if (!entry) throw new PackageError("damaged", WORDS.damaged, `${name} is not in the archive`);
+    let located;
+    try {
+      located = await locateData(this.volumes, entry);
+    } catch (e) {
+      throw entryProblem(e, []);
+    }
+    const encrypted = entry.method === AES_METHOD;
+    const length = encrypted ? entry.packed : entry.size;
+    const result = await this.pool.run({
+      blob: this.volumes.slice(located.start, length), passphrase: this.passphrase,
+      saltLen: located.saltLen, encrypted, wantData,
+    }, { urgent });
+    if (!result.pvOk) {
+      throw new PackageError("wrong-passphrase", WORDS.wrongPassphrase, `password check failed on ${name}`);
+    }
+    if (result.unsupported) throw new PackageError("damaged", WORDS.damaged, `${name} uses a weaker AES than the kiosk writes`);
+    if (check && this.custody) this.custody.record(name, result.macOk ? result.sha256 : null, result.size);
+    if (!result.macOk) {
+      throw new PackageError("damaged", {
+        en: `${name} is damaged or was changed (its integrity check failed); it is not shown.`,
+        zh: `${name} 已损坏或被改动（完整性校验失败），不予显示。`,
+      }, "HMAC mismatch");
+    }
+    return wantData ? new Uint8Array(result.data) : null;
+  }
+
+  /** The patients, studies, series and instances from the DICOMDIR. */
+  async tree() {
+    return this._tree;
+  }
+
+  /** The Part 10 bytes of one instance (its hash checked against the manifest as it is read). */
+  async instance(ref) {
+    const bytes = await this._read(ref, { urgent: true });
+    return bytes.buffer;
+  }
+
+  /** The reports the manifest lists (which translates which, who translated, certified). */
+  async reports() {
+    return (this.manifest?.reports ?? []).filter((r) => this.byName.has(r.file)).map((r) => ({
+      ref: r.file, title: r.title ?? r.file, language: r.language, role: r.role,
+      translates: r.translates ?? null, translator: r.translator ?? null, certified: !!r.certified,
+    }));
+  }
+
+  /** A report as a PDF Blob (the browser's PDF viewer opens its blob: URL). */
+  async reportBlob(ref) {
+    return new Blob([await this._read(ref, { urgent: true })], { type: "application/pdf" });
+  }
+
+  /**
+   * "Save for your PACS": the DICOM file-set (DICOMDIR, images, reports, manifest) as a plain
+   * zip, one entry at a time.
+   * @param {WritableStream} writable
+   */
+  async saveForPacs(writable, { onProgress } = {}) {
+    const writer = writable.getWriter();
+    const zip = new PlainZipWriter(writer);
+    const names = this.entries.map((e) => e.name);
+    try {
+      for (let i = 0; i < names.length; i++) {
+        await zip.add(names[i], await this._read(names[i], { urgent: true }));
+        onProgress?.({ done: i + 1, total: names.length });
+      }
+      await zip.close();
+    } catch (e) {
+      await writer.abort(e).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** The background check: every file of the manifest decrypted, its HMAC and SHA-256 checked. */
+  _startCheck() {
+    const custody = this.custody;
+    if (!custody || !this.manifest) {
+      custody?.finish();
+      return;
+    }
+    const queue = custody.pending();
+    const next = async () => {
+      while (queue.length && !this._closed) {
+        const name = queue.shift();
+        try {
+          await this._read(name, { wantData: false });
+        } catch (e) {
+          if (this._closed) return;
+          if (e?.code === "wrong-passphrase") custody.record(name, null, 0);
+          // A damaged entry is already recorded by _read.
+        }
+      }
+    };
+    this._checking = Promise.all(Array.from({ length: AHEAD }, next)).then(() => {
+      if (!this._closed) custody.finish();
+    });
+  }
+
+  /** Stop the workers and the background check. */
+  close() {
+    this._closed = true;
+    this.pool.close();
+  }
+}
