@@ -56,6 +56,16 @@ def local_time(iso_utc: str | None) -> str:
     return moment.astimezone().strftime("%H:%M") if moment else ""
 
 
+def local_when(iso_utc: str | None, today: dt.date | None = None) -> str:
+    """``HH:MM`` for today, else the local date ``YYYY-MM-DD HH:MM`` ("" when malformed)."""
+    moment = _parse(iso_utc)
+    if moment is None:
+        return ""
+    local = moment.astimezone()
+    return local.strftime("%H:%M" if local.date() == (today or dt.date.today())
+                          else "%Y-%m-%d %H:%M")
+
+
 def is_today(iso_utc: str | None, today: dt.date | None = None) -> bool:
     """Whether a UTC timestamp falls on today's local date."""
     moment = _parse(iso_utc)

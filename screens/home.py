@@ -1,4 +1,10 @@
-"""Home: "insert a disc", today's cases (numbers only: no patient data while idle), cloud status."""
+"""Home: "insert a disc", the newest cases (numbers only: no patient data while idle), cloud status.
+
+The list is a page of the case index (:meth:`kiosk.service.KioskService.case_summaries`), never
+built from every case: the newest :data:`PAGE` at once, the next page when the cursor reaches the
+bottom. ``/`` (or Ctrl+F) opens the find box: typing a case number, a patient's name (Latin or
+Chinese) or a date narrows the list as you type; Esc clears it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from kiosk.media.medium import MediaAction, MediaEvent, Role
 from kiosk_tui import fmt
@@ -16,9 +22,12 @@ from kiosk_tui.base import KioskScreen
 from kiosk_tui.dialogs import ErrorDialog
 from kiosk_tui.messages import WorkDone
 
+#: Rows read at a time.
+PAGE = 20
+
 
 class CaseTable(DataTable[str]):
-    """Today's cases; Enter opens the highlighted one (and says so in the key bar)."""
+    """The newest (or the found) cases; Enter opens the highlighted one (and says so)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "k.open_case", key_display="Enter")]
@@ -30,18 +39,28 @@ class HomeScreen(KioskScreen[None]):
     TITLE_KEY = "home.title"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f9", "admin", "k.admin", key_display="F9"),
+        Binding("slash,ctrl+f", "find", "k.find", key_display="/"),
     ]
     demo_offers = frozenset({"disc"})
 
     def __init__(self) -> None:
         super().__init__(id="home")
         self.cases: list[dict[str, Any]] = []
+        #: What the find box holds ("" lists the newest cases).
+        self.find = ""
+        self.limit = PAGE
+        self.total = 0
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="home-body"):
             yield Static(id="insert-prompt")
             yield Static(id="insert-sub")
             yield Static(id="today-title", classes="section")
+            box = Input(id="find", placeholder="")
+            # Hidden (so never focused) until "/" opens it: D, M and S stay the demo's keys.
+            box.display = False
+            box.can_focus = False
+            yield box
             table = CaseTable(id="today", cursor_type="row", zebra_stripes=True)
             table.display = False  # until today's cases are read
             yield table
@@ -65,21 +84,78 @@ class HomeScreen(KioskScreen[None]):
     def _status_changed(self, _status: object) -> None:
         self.load_cases()  # a round may have merged a translation or finished an upload
 
-    @work(thread=True, exclusive=True, group="home-cases", exit_on_error=False)
     def load_cases(self) -> None:
-        """Read today's cases off the event loop (the database is a file read each time)."""
-        cases = [c for c in self.service.case_summaries() if fmt.is_today(c.get("created"))]
-        self.post_message(WorkDone("cases", cases))
+        """Read a page of cases (the newest, or those matching the find box) off the loop."""
+        self._read_cases(self.find, self.limit)
+
+    @work(thread=True, exclusive=True, group="home-cases", exit_on_error=False)
+    def _read_cases(self, find: str, limit: int) -> None:
+        cases = self.service.case_summaries(limit=limit, find=find or None)
+        total = self.service.count_cases(find=find or None) if len(cases) >= limit \
+            else len(cases)
+        self.post_message(WorkDone("cases", (find, cases, total)))
 
     def on_work_done(self, message: WorkDone) -> None:
         if message.job == "cases":
-            self.cases = message.result
+            find, cases, total = message.result
+            if find != self.find:
+                return  # typed on since: a newer read is on its way
+            self.cases, self.total = cases, total
             self.redraw()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.find = event.value.strip()
+        self.limit = PAGE
+        self.load_cases()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        table = self.query_one("#today", CaseTable)
+        if self.cases:
+            self.kiosk.open_case(self.cases[min(table.cursor_row, len(self.cases) - 1)]
+                                 ["case_id"])
+
+    def action_find(self) -> None:
+        box = self.query_one("#find", Input)
+        box.display = box.can_focus = True
+        box.focus()
+
+    def on_key(self, event: Any) -> None:
+        box = self.query_one("#find", Input)
+        if self.focused is not box:
+            return
+        table = self.query_one("#today", CaseTable)
+        if event.key == "escape":
+            event.stop()
+            box.value = ""
+            box.display = box.can_focus = False
+            if self.cases:
+                table.focus()
+            else:
+                self.set_focus(None)
+        elif event.key in ("down", "up") and self.cases:
+            event.stop()
+            step = 1 if event.key == "down" else -1
+            table.move_cursor(row=max(0, min(len(self.cases) - 1, table.cursor_row + step)))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        # The next page, when the cursor reaches the last row and there is more.
+        if event.cursor_row >= len(self.cases) - 1 and len(self.cases) < self.total \
+                and self.limit <= len(self.cases):
+            self.limit += PAGE
+            self.load_cases()
 
     def redraw(self) -> None:
         self.query_one("#insert-prompt", Static).update(self.tr("home.insert"))
         self.query_one("#insert-sub", Static).update(self.tr("home.insert_sub"))
-        self.query_one("#today-title", Static).update(self.tr("home.today"))
+        title = self.tr("home.found", text=self.find) if self.find else self.tr("home.today")
+        if self.total > len(self.cases):
+            title += "  " + self.tr("home.count", shown=len(self.cases), total=self.total)
+        self.query_one("#today-title", Static).update(title)
+        box = self.query_one("#find", Input)
+        box.placeholder = self.tr("home.find_placeholder")
         table = self.query_one("#today", DataTable)
         row = table.cursor_row
         table.clear(columns=True)
@@ -87,7 +163,7 @@ class HomeScreen(KioskScreen[None]):
             table.add_column(self.tr(key))
         for case in self.cases:
             status = "delivered" if case.get("delivered") else case["status"]
-            table.add_row(fmt.local_time(case.get("created")), case["case_id"],
+            table.add_row(fmt.local_when(case.get("created")), case["case_id"],
                           str(case["instances"]), "/".join(case["modalities"]),
                           self.tr(f"status.{status}"), key=case["case_id"])
         if self.cases:
@@ -98,7 +174,8 @@ class HomeScreen(KioskScreen[None]):
         elif not self.cases and self.focused is table:
             self.set_focus(None)  # no "Enter: open case" while there is nothing to open
         empty = self.query_one("#today-empty", Static)
-        empty.update(self.tr("home.none_today"))
+        empty.update(self.tr("home.none_found", text=self.find) if self.find
+                     else self.tr("home.none_today"))
         empty.display = not self.cases
         self.refresh_bindings()
 

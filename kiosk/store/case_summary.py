@@ -131,6 +131,7 @@ def summary_row(docs: CaseDocs, store: BlobStore) -> dict[str, Any] | None:
         "modalities": sorted({m for s in studies for m in s.get("modalities", [])}),
         "x": {
             "search": search_text(case, studies),
+            "created_ts": case.get("created_ts"),
             "study_uids": [s["study_uid"] for s in studies],
             "pdfs": sorted({str(r["pdf_sha256"]) for r in reports if r.get("pdf_sha256")}),
             "origins": sorted({str(r["origin"]) for r in reports if r.get("origin")}),

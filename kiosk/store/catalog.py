@@ -104,8 +104,9 @@ class Catalog:
 
     def index_rows(self) -> list[dict[str, Any]]:
         """Every case's index row (:mod:`kiosk.store.case_summary`), newest first."""
-        return sorted(self.db.index_rows(),
-                      key=lambda r: (r.get("created") or "", r["case_id"]), reverse=True)
+        # Within one second, the order they were made in (cases of layout 1: by number).
+        return sorted(self.db.index_rows(), reverse=True, key=lambda r: (
+            r.get("created") or "", r.get("x", {}).get("created_ts") or 0.0, r["case_id"]))
 
     def case_summaries(self, *, limit: int | None = None, since: str | None = None,
                        find: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -173,7 +174,8 @@ class Catalog:
             by_study[row.study_uid].append(row)
         with self.db.transaction():
             case = self.case(case_id) or {
-                "case_id": case_id, "created": now_iso(), "patients": [], "imports": [],
+                "case_id": case_id, "created": now_iso(), "created_ts": time.time(),
+                "patients": [], "imports": [],
                 "sources": [], "status": "incomplete",
             }
             for study_uid, new_rows in by_study.items():
@@ -307,7 +309,8 @@ class Catalog:
             job_map, replaced = self._split_job_reports(case_id, new_id, moving_ids, moving,
                                                         kept)
             self.db.insert(CASES, {
-                "case_id": new_id, "created": now, "updated": now, "split_from": case_id,
+                "case_id": new_id, "created": now, "created_ts": time.time(), "updated": now,
+                "split_from": case_id,
                 "patients": [p for p in case["patients"] if p["patient_id"] in moving_ids],
                 "imports": list(job_map.values()),
                 "sources": [s | {"job_id": job_map[s["job_id"]]}
