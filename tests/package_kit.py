@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk.package.aeszip import AesZipWriter, check_archive
+from kiosk.samples.pdf import minimal_pdf
 from kiosk.samples.sample_disc import build_sample_disc
 from kiosk.service import KioskService
 
@@ -36,10 +37,18 @@ class Package:
 
 
 def export_sample(service: KioskService, tmp: Path, *, ct_slices: int = 4, size: int = 64,
-                  **export: object) -> Package:
-    """Import the sample hospital disc into ``service`` and export the case into ``tmp``."""
+                  reports: bool = False, **export: object) -> Package:
+    """Import the sample hospital disc into ``service`` and export the case into ``tmp``;
+    with ``reports``, a Chinese original and its certified English translation first."""
     disc = build_sample_disc(tmp / "disc", ct_slices=ct_slices, size=size)
     case = str(service.import_path(disc.root)["case_id"])
+    if reports:
+        for lang, role, text in (("zh", "original", "CT report (zh)"),
+                                 ("en", "translation", "CT report, certified translation")):
+            pdf = tmp / f"{role}.pdf"
+            pdf.write_bytes(minimal_pdf([text]))
+            service.attach_report(case, pdf, lang, role, certified=role == "translation",
+                                  translator="Wang Fang" if role == "translation" else None)
     stick = tmp / "stick"
     stick.mkdir(exist_ok=True)
     report = service.export_case(case, stick, **export)  # type: ignore[arg-type]

@@ -62,9 +62,11 @@ class OpenedPage:
     console_errors: list[str] = field(default_factory=list)
 
     def outside_requests(self) -> list[str]:
-        """Requests other than the page itself and in-page blob:/data: URLs."""
+        """Requests other than the page itself, in-page blob:/data: URLs and the browser's own
+        resources (chrome://, e.g. its PDF viewer's, which never leave the machine)."""
         return [u for u in self.requests
-                if u.split("#")[0] != self.url and not u.startswith(("blob:", "data:"))]
+                if u.split("#")[0] != self.url
+                and not u.startswith(("blob:", "data:", "chrome://", "chrome-extension://"))]
 
 
 def open_page(browser: Any, path: Path | None = None, *, viewport: dict[str, int] | None = None,
