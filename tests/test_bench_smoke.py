@@ -54,3 +54,16 @@ def test_quick_zipcrypt_benchmark_prints_ratio_and_verifies(tmp_path: Path) -> N
     assert re.search(r"ratio kiosk write \+ read-back / 7z: \d+\.\d+ .*(PASS|MISS)", out), out
     assert re.search(r"kiosk peak RSS: \d+ MB .*(PASS|MISS)", out), out
     assert "7z t of the kiosk archive: OK" in out, out
+
+
+@pytest.mark.skipif(not (BENCH / "viewer.py").exists(), reason="bench/viewer.py not present")
+@pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (p7zip-full)")
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no Debian chromium")
+def test_quick_viewer_benchmark_opens_the_package_in_chromium(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    out = _run("viewer.py", "--workdir", str(tmp_path))
+    assert re.search(r"^first image after the passphrase: \d+\.\d+ ", out, re.M), out
+    assert re.search(r"background check .*: \d+ \(\d+–\d+\) MB/s; 7z t: \d+", out), out
+    assert re.search(r"median of per-pair ratios page check / 7z t: \d+\.\d+x", out), out
+    assert re.search(r"(PASS|MISS)  first image ≤ 3 s", out), out
+    assert "PASS  page ≤ 3,000,000 bytes" in out, out
