@@ -148,8 +148,8 @@ def required_bytes(plan: PackagePlan, encrypted: bool, block: int) -> int:
 
 
 def beside_files(*, encrypted: bool, fingerprint: str | None) -> dict[str, bytes]:
-    """The files written beside the archive: README.TXT and, for an encrypted package, the
-    opener page and its licences (the page opens the zip; a plain package needs no page).
+    """The files written beside the package: README.TXT, the opener page and its licences
+    (the page opens the zip, or an unencrypted package's folder).
 
     Raises
     ------
@@ -158,9 +158,8 @@ def beside_files(*, encrypted: bool, fingerprint: str | None) -> dict[str, bytes
     """
     files = {"README.TXT": readme_text(encrypted=encrypted,
                                        fingerprint=fingerprint).encode("utf-8-sig")}
-    if encrypted:
-        for name in (OPENER_NAME, LICENSES_NAME):
-            files[name] = built_file(name).read_bytes()
+    for name in (OPENER_NAME, LICENSES_NAME):
+        files[name] = built_file(name).read_bytes()
     return files
 
 

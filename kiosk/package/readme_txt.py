@@ -56,6 +56,11 @@ MEDICAL IMAGES - HOW TO OPEN THIS FOLDER
 This folder holds a copy of your medical images (DICOM) and reports, made by a
 MedPass Kiosk. It is NOT encrypted (you asked for an unencrypted copy).
 
+THE EASY WAY: double-click OPEN_IMAGES.html (any current web browser, nothing to
+install, no internet) and choose this folder with "Unencrypted copy: choose its
+folder". The page shows the images and reports and checks them against the
+kiosk's signature.
+
   DICOMDIR        the index of the images - open this in a DICOM viewer
   PT000000/...    the images, exactly as the hospital recorded them
   REPORTS/        the original report and its certified English translation (PDF)
@@ -113,6 +118,10 @@ _PLAIN_ZH = """\
 
 本文件夹由 MedPass 自助终端制作，内含您的医学影像（DICOM）及报告。本副本未加密
 （按您的要求）。
+
+最简单的方法：双击 OPEN_IMAGES.html（任何新版浏览器，无需安装软件，无需联网），
+点击“未加密副本：选择其文件夹”并选择本文件夹。页面会显示影像和报告，并按终端签名
+核对文件。
 
   DICOMDIR        影像索引——请用 DICOM 阅片软件打开此文件
   PT000000/...    影像原始文件，与医院记录完全一致

@@ -170,3 +170,38 @@ def test_a_multi_patient_disc_filed_as_one_person(viewer_browser: Any, service: 
         assert ("已核验：" if lang == "zh" else "Verified: ") in text
     finally:
         finish(opened)
+
+
+def test_an_unencrypted_copy_opens_from_its_folder_without_a_passphrase(
+        viewer_browser: Any, service: KioskService, tmp_path: Path) -> None:
+    package = export_sample(service, tmp_path, reports=True, encrypt=False)
+    assert (package.folder / "OPEN_IMAGES.html").is_file()
+    opened = open_page(viewer_browser)
+    page = opened.page
+    try:
+        page.locator("#folder").set_input_files(str(package.folder))
+        assert page.locator("#passphrase").is_hidden()  # nothing to type
+        assert page.evaluate("() => document.activeElement.id") == "open"
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => { const v = globalThis.medpassLib.ui.app.screen()?.viewport;"
+                               " return v && v.frame !== null; }", timeout=30_000)
+        text = banner(page, "verified")
+        assert "Verified: 6 images, the original report, its certified translation" in text
+        assert page.locator("[data-testid=report-label]").count() == 2
+    finally:
+        finish(opened)
+
+
+def test_a_changed_file_in_an_unencrypted_copy_is_named(
+        viewer_browser: Any, service: KioskService, tmp_path: Path) -> None:
+    package = export_sample(service, tmp_path, encrypt=False)
+    image = sorted(p for p in (package.folder / "PT000000").rglob("*") if p.is_file())[-1]
+    image.write_bytes(image.read_bytes()[:-2] + b"\0\0")
+    opened = open_page(viewer_browser)
+    try:
+        opened.page.locator("#folder").set_input_files(str(package.folder))
+        opened.page.locator("#open").click()
+        text = banner(opened.page, "warning")
+        assert image.relative_to(package.folder).as_posix() in text
+    finally:
+        finish(opened)

@@ -18,6 +18,7 @@ const TEXTS = {
     "请选择 IMAGES.zip；如已分卷，请同时选中 IMAGES.zip.001、.002 … 全部分卷。它们与本页面在同一文件夹中。"],
   pickButton: ["Choose files…", "选择文件…"],
   dropHere: ["or drop the files here", "或将文件拖放到此处"],
+  pickFolderButton: ["Unencrypted copy: choose its folder…", "未加密副本：选择其文件夹…"],
   noFiles: ["No archive chosen yet.", "尚未选择压缩包。"],
   chosen: ["Chosen: {parts}", "已选择：{parts}"],
   missingParts: ["Missing: {missing}. Choose all the parts together.", "缺少：{missing}。请同时选择所有分卷。"],

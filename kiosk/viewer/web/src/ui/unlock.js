@@ -41,8 +41,13 @@ export class UnlockScreen {
       accept: ".zip,.001,.002,.003,.004,.005,.006,.007,.008,.009,application/zip,application/octet-stream",
       on: { change: () => this.choose([...this.input.files]) } });
     const pickButton = h("button.pick", { type: "button", i18n: "pickButton", on: { click: () => this.input.click() } });
+    // An unencrypted copy has no archive: the doctor picks its folder instead.
+    this.folderInput = h("input#folder", { type: "file", multiple: true, webkitdirectory: "", class: "visually-hidden",
+      on: { change: () => this.choose([...this.folderInput.files]) } });
+    const folderButton = h("button.pick-folder", { type: "button", i18n: "pickFolderButton", on: { click: () => this.folderInput.click() } });
     this.chosen = h("p.chosen", { "data-testid": "chosen", "aria-live": "polite" });
-    this.drop = h("div.drop", { "data-testid": "drop" }, pickButton, h("span.drop-hint", { i18n: "dropHere" }), this.input);
+    this.drop = h("div.drop", { "data-testid": "drop" }, pickButton, h("span.drop-hint", { i18n: "dropHere" }), this.input,
+      folderButton, this.folderInput);
     this.pass = h("input#passphrase", { type: "password", autocomplete: "off", autocapitalize: "characters",
       spellcheck: "false", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX", "aria-describedby": "pass-hint unlock-message",
       on: { keydown: (e) => { if (e.key === "Enter") { e.preventDefault(); this.open(); } } } });
@@ -58,7 +63,7 @@ export class UnlockScreen {
         h("label.step-label", { for: "archive", i18n: "pickLabel" }),
         h("p.hint", { i18n: "pickHint" }),
         this.drop, this.chosen),
-      h("div.step", {},
+      this.passStep = h("div.step", {},
         h("label.step-label", { for: "passphrase", i18n: "passLabel" }),
         h("p.hint#pass-hint", { i18n: "passHint" }),
         h("div.pass-row", {}, this.pass, this.showPass)),
@@ -96,14 +101,19 @@ export class UnlockScreen {
       }
     }
     this._render();
-    if (this.description?.ok) this.pass.focus();
+    if (this.description?.ok) (this._needsPass() ? this.pass : this.openButton).focus();
+  }
+
+  /** An unencrypted folder needs no passphrase. */
+  _needsPass() {
+    return this.description?.encrypted !== false;
   }
 
   async open() {
     this.error = null;
     if (!this.openPackage) this.error = { key: "notReady" };
     else if (!this.files.length) this.error = { key: "needFiles" };
-    else if (!this.pass.value.trim()) this.error = { key: "needPass" };
+    else if (this._needsPass() && !this.pass.value.trim()) this.error = { key: "needPass" };
     if (this.error) {
       this._render();
       (this.error.key === "needPass" ? this.pass : this.error.key === "needFiles" ? this.drop.querySelector("button") : this.openButton).focus();
@@ -167,6 +177,7 @@ export class UnlockScreen {
     this.message.textContent = e ? (e.key ? t(e.key) : pick(e.message)) : "";
     this.message.dataset.code = e?.code ?? e?.key ?? "";
     this.openButton.disabled = !!this.busy;
+    this.passStep.hidden = !this._needsPass();
     this._renderProgress();
   }
 }

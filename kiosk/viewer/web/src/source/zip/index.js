@@ -6,6 +6,7 @@ import { parseDicomdir } from "../../dicom/index.js";
 import { Custody, checkSignature } from "../../manifest/index.js";
 import { AES_METHOD, ZipFormatError, locateData, readCentralDirectory } from "./central.js";
 import { PackageError, WORDS } from "./errors.js";
+import { folderFiles, isPlainFolder, readPlain } from "./folder.js";
 import { PlainZipWriter } from "./plainzip.js";
 import { WorkerPool } from "./pool.js";
 import { Volumes } from "./volumes.js";
@@ -25,6 +26,10 @@ const AHEAD = 8;
  */
 export function describeFiles(files) {
   const list = Array.from(files ?? []);
+  if (isPlainFolder(list)) {
+    const root = (list[0].webkitRelativePath || "").split("/")[0] || "DICOMDIR";
+    return { ok: true, encrypted: false, parts: [root], files: list, missing: [], message: null };
+  }
   const parts = list.filter((f) => PART.test(f.name))
     .sort((a, b) => Number(PART.exec(a.name)[2]) - Number(PART.exec(b.name)[2]));
   if (parts.length) {
@@ -68,14 +73,20 @@ export async function openPackage(files, passphrase, { onProgress } = {}) {
   if (!described.ok) {
     throw new PackageError(described.missing.length ? "missing-part" : "not-a-package", described.message ?? WORDS.choose);
   }
-  const volumes = new Volumes(described.files);
   const progress = (done) => onProgress?.({ done, total: 4 });
   progress(0);
+  let volumes = null;
   let entries;
-  try {
-    entries = await readCentralDirectory(volumes);
-  } catch (e) {
-    throw entryProblem(e, described.files);
+  if (described.encrypted === false) {
+    // An unencrypted package: its files are the entries.
+    entries = [...folderFiles(described.files).keys()].map((name) => ({ name }));
+  } else {
+    volumes = new Volumes(described.files);
+    try {
+      entries = await readCentralDirectory(volumes);
+    } catch (e) {
+      throw entryProblem(e, described.files);
+    }
   }
   const byName = new Map(entries.map((e) => [e.name, e]));
   if (!byName.has("DICOMDIR") && !byName.has(MANIFEST)) {
@@ -98,7 +109,10 @@ export async function openPackage(files, passphrase, { onProgress } = {}) {
     }
     const signature = manifest && jws ? await checkSignature(new TextDecoder().decode(jws), manifestBytes) : null;
     source.manifest = manifest;
-    source.custody = new Custody({ manifest, signature, names: entries.map((e) => e.name) });
+    // Beside the archive (README.TXT, this page): listed in the manifest's "beside", not files.
+    const beside = new Set((manifest?.beside ?? []).map((b) => b.path));
+    source.custody = new Custody({ manifest, signature,
+      names: entries.map((e) => e.name).filter((n) => !beside.has(n)) });
     progress(3);
     const dicomdir = await source._read("DICOMDIR", { urgent: true });
     source._tree = parseDicomdir(dicomdir.buffer.byteLength === dicomdir.length ? dicomdir.buffer : dicomdir.slice().buffer);
@@ -119,7 +133,10 @@ export class ZipSource {
     this.entries = entries;
     this.byName = new Map(entries.map((e) => [e.name, e]));
     this.passphrase = passphrase;
-    this.label = described.files.length > 1 ? `${described.files[0].name.replace(/\.\d{3}$/, "")} (${described.files.length} parts)` : described.files[0].name;
+    this.plain = described.encrypted === false ? folderFiles(described.files) : null;
+    this.label = this.plain ? described.parts[0]
+      : described.files.length > 1 ? `${described.files[0].name.replace(/\.\d{3}$/, "")} (${described.files.length} parts)`
+        : described.files[0].name;
     this.pool = new WorkerPool();
     this.manifest = null;
     this.custody = null;
@@ -129,6 +146,11 @@ export class ZipSource {
 
   /** Decrypt one entry; with `check`, its hash goes to the custody. @returns {Promise<Uint8Array>} */
   async _read(name, { urgent = false, check = true, wantData = true } = {}) {
+    if (this.plain) {
+      const result = await readPlain(this.pool, this.plain, name, { urgent, wantData });
+      if (check && this.custody) this.custody.record(name, result.sha256, result.size);
+      return wantData ? new Uint8Array(result.data) : null;
+    }
     const entry = this.byName.get(name);
     if (!entry) throw new PackageError("damaged", WORDS.damaged, `${name} is not in the archive`);
     let located;
@@ -189,7 +211,8 @@ export class ZipSource {
   async saveForPacs(writable, { onProgress } = {}) {
     const writer = writable.getWriter();
     const zip = new PlainZipWriter(writer);
-    const names = this.entries.map((e) => e.name);
+    const beside = new Set((this.manifest?.beside ?? []).map((b) => b.path));
+    const names = this.entries.map((e) => e.name).filter((n) => !beside.has(n));
     try {
       for (let i = 0; i < names.length; i++) {
         await zip.add(names[i], await this._read(names[i], { urgent: true }));
