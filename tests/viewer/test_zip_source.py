@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import random
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 from kiosk.links.manifest_signature import ManifestSigner
 from kiosk.links.signing_key import load_or_create
+from kiosk.package.aeszip import AesZipWriter
 from kiosk.service import KioskService
 from tests.package_kit import export_sample, flip_ciphertext_byte, rewrite
 from tests.viewer.browser_kit import OpenedPage, close, open_page
@@ -208,3 +211,103 @@ def test_save_for_pacs_writes_a_plain_zip_of_the_file_set(
         assert zf.testzip() is None  # every CRC right
         saved = {n: zf.read(n) for n in zf.namelist()}
     assert saved == entries and "DICOMDIR" in saved
+
+
+DIGESTS = """async (refs) => { const out = {};
+  for (const r of refs) { const b = await src._read(r, {urgent: true, check: false});
+    const d = new Uint8Array(await crypto.subtle.digest('SHA-256', b));
+    out[r] = Array.from(d, x => x.toString(16).padStart(2, '0')).join(''); }
+  return out; }"""
+
+
+@pytest.mark.skipif(shutil.which("7z") is None, reason="7z (p7zip-full) is not installed")
+def test_a_split_zip64_archive_decrypts_to_what_7z_extracts(
+        opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
+    """ZIP64 records on every size, offset and count (the writer's test limit), split into
+    parts: each entry the page decrypts is what 7-Zip, not our own reader, extracts."""
+    package = export_sample(service, tmp_path, reports=True)
+    data = package.entries()
+    for volume in package.volumes():
+        volume.unlink()
+    with AesZipWriter(package.folder, "IMAGES", package.passphrase, split_size=48 << 10,
+                      zip64_limit=1) as writer:
+        for name, raw in data.items():
+            writer.add_file(name, io.BytesIO(raw))
+    parts = package.volumes()
+    assert len(parts) >= 3
+    out = tmp_path / "7z"
+    done = subprocess.run(["7z", "x", "-y", f"-p{package.passphrase}", f"-o{out}", str(parts[0])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    by_7z = {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in out.rglob("*") if p.is_file()}
+    assert set(by_7z) == set(data)
+    pick(opened, list(reversed(parts)))
+    assert opened.page.evaluate(OPEN, package.passphrase)["ok"]
+    assert opened.page.evaluate(DIGESTS, sorted(by_7z)) == by_7z
+    assert settled(opened)["state"] == "verified"
+
+
+def test_a_changed_image_is_flagged_as_it_is_viewed(
+        opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
+    """Re-encrypted with the slip's passphrase (its HMAC holds) but not the kiosk's bytes: the
+    viewer's own read names it, before the background check has got there."""
+    package = export_sample(service, tmp_path, ct_slices=40)
+    manifest = json.loads(package.entries()["MANIFEST.JSON"])
+    last = [f["path"] for f in manifest["files"] if f["kind"] == "dicom"][-1]
+
+    def edit(data: dict[str, bytes]) -> None:
+        raw = bytearray(data[last])
+        raw[-1] ^= 0xFF  # one pixel
+        data[last] = bytes(raw)
+
+    rewrite(package, edit)
+    pick(opened, [package.folder / "IMAGES.zip"])
+    seen = opened.page.evaluate("""async ([pass, ref]) => {
+        const source = await medpassLib.zip.openPackage(globalThis.picked, pass);
+        globalThis.src = source;
+        const bytes = await source.instance(ref);
+        return {size: bytes.byteLength, summary: source.custody.summary()}; }""",
+                                [package.passphrase, last])
+    assert seen["size"] == len(package.entries()[last])  # still shown: the doctor is warned
+    summary = seen["summary"]
+    assert summary["state"] == "warning" and summary["checked"] < summary["total"]
+    assert [(p["path"], p["problem"]) for p in summary["problems"]] == [(last, "changed")]
+    # The background check finds nothing else, and does not name it twice.
+    final = checked(opened)
+    assert final["state"] == "warning"
+    assert [(p["path"], p["problem"]) for p in final["problems"]] == [(last, "changed")]
+
+
+def checked(opened: OpenedPage) -> dict[str, Any]:
+    """The custody once the background check has read every file it lists."""
+    opened.page.wait_for_function("""() => { const s = src.custody.summary();
+        return s.checked === s.total; }""", timeout=30_000)
+    return dict(opened.page.evaluate("() => src.custody.summary()"))
+
+
+def test_an_unsigned_package_says_so_and_still_opens(
+        opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
+    package = export_sample(service, tmp_path)
+    rewrite(package, lambda data: data.pop("MANIFEST.JWS"))
+    pick(opened, [package.folder / "IMAGES.zip"])
+    assert opened.page.evaluate(OPEN, package.passphrase)["ok"]
+    summary = checked(opened)
+    assert summary["state"] == "unsigned" and summary["fingerprint"] == ""
+    assert summary["problems"] == []
+
+
+def test_a_damaged_manifest_is_named_and_the_images_still_open(
+        opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
+    """A flipped byte in MANIFEST.JSON's ciphertext: the images open, the custody says which."""
+    package = export_sample(service, tmp_path)
+    flip_ciphertext_byte(package.folder / "IMAGES.zip", startswith="MANIFEST.JSON", at=20)
+    pick(opened, [package.folder / "IMAGES.zip"])
+    assert opened.page.evaluate(OPEN, package.passphrase)["ok"]
+    tree = opened.page.evaluate("async () => await src.tree()")
+    ref = tree["patients"][0]["studies"][0]["series"][0]["instances"][0]["ref"]
+    assert opened.page.evaluate("async (r) => (await src.instance(r)).byteLength", ref) > 0
+    summary = checked(opened)
+    assert summary["state"] == "warning"
+    assert ("MANIFEST.JSON", "damaged") in {(p["path"], p["problem"]) for p in summary["problems"]}
+

@@ -69,16 +69,18 @@ export async function checkSignature(jws, manifest) {
  */
 export class Custody extends EventTarget {
   /**
-   * @param {{manifest: object|null, signature: {fingerprint, problem}|null, names: string[]}} p
-   *   `names`: the entries of the archive (to find the unlisted ones)
+   * @param {{manifest: object|null, signature: {fingerprint, problem}|null, names: string[],
+   *   problems?: Array<{path, problem}>}} p
+   *   `names`: the entries of the archive (to find the unlisted ones); `problems`: found before
+   *   (a manifest or signature that could not be read)
    */
-  constructor({ manifest, signature, names }) {
+  constructor({ manifest, signature, names, problems = [] }) {
     super();
     this.manifest = manifest;
     this.signature = signature;
     this.expected = new Map((manifest?.files ?? []).map((f) => [f.path, f]));
     this.done = new Map(); // path -> problem code | null
-    this.problems = [];
+    this.problems = problems.map((p) => ({ ...p }));
     this.bytesChecked = 0;
     this.finished = false;
     if (signature?.problem) this.problems.push({ path: "MANIFEST.JWS", problem: "signature", detail: signature.problem });

@@ -95,23 +95,36 @@ export async function openPackage(files, passphrase, { onProgress } = {}) {
   const source = new ZipSource(volumes, entries, passphrase, described);
   try {
     progress(1);
+    // A damaged manifest or signature does not keep the images from the doctor: the custody
+    // names it instead (a wrong passphrase still stops here).
+    const problems = [];
+    const optional = async (name) => {
+      if (!byName.has(name)) return null;
+      try {
+        return await source._read(name, { urgent: true, check: false });
+      } catch (e) {
+        if (e?.code !== "damaged") throw e;
+        problems.push({ path: name, problem: "damaged" });
+        return null;
+      }
+    };
     // The manifest first: its password check says at once whether the passphrase is right.
-    const manifestBytes = byName.has(MANIFEST) ? await source._read(MANIFEST, { urgent: true, check: false }) : null;
+    const manifestBytes = await optional(MANIFEST);
     progress(2);
-    const jws = byName.has(SIGNATURE) ? await source._read(SIGNATURE, { urgent: true, check: false }) : null;
+    const jws = await optional(SIGNATURE);
     let manifest = null;
     if (manifestBytes) {
       try {
         manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
       } catch {
-        manifest = null;
+        problems.push({ path: MANIFEST, problem: "damaged" });
       }
     }
-    const signature = manifest && jws ? await checkSignature(new TextDecoder().decode(jws), manifestBytes) : null;
+    const signature = manifestBytes && jws ? await checkSignature(new TextDecoder().decode(jws), manifestBytes) : null;
     source.manifest = manifest;
     // Beside the archive (README.TXT, this page): listed in the manifest's "beside", not files.
     const beside = new Set((manifest?.beside ?? []).map((b) => b.path));
-    source.custody = new Custody({ manifest, signature,
+    source.custody = new Custody({ manifest, signature, problems,
       names: entries.map((e) => e.name).filter((n) => !beside.has(n)) });
     progress(3);
     const dicomdir = await source._read("DICOMDIR", { urgent: true });
@@ -236,6 +249,7 @@ export class ZipSource {
     const next = async () => {
       while (queue.length && !this._closed) {
         const name = queue.shift();
+        if (custody.done.has(name)) continue; // the viewer has read it already
         try {
           await this._read(name, { wantData: false });
         } catch (e) {
