@@ -41,7 +41,8 @@ def test_quick_export_benchmark_prints_ratio_rss_and_verifies(tmp_path: Path) ->
     assert re.search(r"^kiosk export in the desk\s+\d+\.\d+", out, re.M), out
     assert re.search(r"(PASS|MISS)\s+ratio export in the desk / 7z \(.*\): \d+\.\d+x", out), out
     assert re.search(r"(PASS|MISS)\s+peak RSS of the export: \d+ MB", out), out
-    assert re.search(r"OK\s+7z t of the kiosk archive .*: Everything is Ok, 14 files", out), out
+    # 12 images, DICOMDIR, MANIFEST.JSON and MANIFEST.JWS
+    assert re.search(r"OK\s+7z t of the kiosk archive .*: Everything is Ok, 15 files", out), out
     assert re.search(r"^\s+export:\s+of which DICOMDIR encode\s+\d+\.\d+", out, re.M), out
     assert re.search(r"^\s+export: read-back from the device", out, re.M), out
     assert "FAIL" not in out, out
@@ -67,3 +68,20 @@ def test_quick_viewer_benchmark_opens_the_package_in_chromium(tmp_path: Path) ->
     assert re.search(r"median of per-pair ratios page check / 7z t: \d+\.\d+x", out), out
     assert re.search(r"(PASS|MISS)  first image ≤ 3 s", out), out
     assert "PASS  page ≤ 3,000,000 bytes" in out, out
+
+
+@pytest.mark.skipif(not (BENCH / "scale.py").exists(), reason="bench/scale.py not present")
+def test_quick_scale_benchmark_prints_ratios_to_case_1_rss_and_size(tmp_path: Path) -> None:
+    out = _run("scale.py", "--pairs", "1", "--audit", "2000",
+               "--workdir", str(tmp_path))
+    for op in ("import of a small medium", "kiosk cases --json", "open a case",
+               "export a small case", "pick the next outbox job", "append an audit entry",
+               "retention sweep", "kiosk start-up", "Home list on screen",
+               "find a case by typing"):
+        assert re.search(rf"^{re.escape(op)}\s+150\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+x", out,
+                         re.M), (op, out)
+    assert re.search(r"^data directory at N=150: \d+\.\d+ MB", out, re.M), out
+    assert re.search(r"kiosk audit verify over 2000 entries: \d+\.\d+ s", out), out
+    assert re.search(r"(PASS|MISS)\s+peak RSS of kiosk cases --json: \d+ MB", out), out
+    assert re.search(r"(PASS|MISS)\s+Home list on screen: \d+\.\d+ s after start-up", out), out
+    assert "Traceback" not in out, out
