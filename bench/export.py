@@ -122,8 +122,9 @@ def ensure_plain(data: Path, case_id: str, base: Path, config: Path) -> tuple[Pa
                                 "--to", target, "--no-encryption", "--json"),
                       env=kiosk_env()).check()
     report = json.loads(child.stdout)
-    # README.TXT sits beside the archive, not in it: the archive holds the rest.
-    files = [f for f in report["written"] if f != "README.TXT"]
+    # README.TXT and the opener page sit beside the archive, not in it: it holds the rest.
+    beside = {"README.TXT", "OPEN_IMAGES.html", "LICENSES.TXT"}
+    files = [f for f in report["written"] if f not in beside]
     marker.write_text(json.dumps({"for": {"case_id": case_id}, "folder": report["folder"],
                                   "files": files}))
     return Path(report["folder"]), files
