@@ -5,6 +5,7 @@ flip a byte of one entry's ciphertext)."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ def rewrite(package: Package, change: Callable[[dict[str, bytes]], None]) -> Non
     with AesZipWriter(package.folder, "IMAGES", package.passphrase) as writer:
         for name, raw in data.items():
             writer.add_file(name, io.BytesIO(raw))
+
+
+def edit_manifest(package: Package, **fields: object) -> None:
+    """Change fields of MANIFEST.JSON (its signature then no longer matches) and re-encrypt."""
+
+    def change(data: dict[str, bytes]) -> None:
+        manifest = json.loads(data["MANIFEST.JSON"])
+        manifest.update(fields)
+        data["MANIFEST.JSON"] = json.dumps(manifest).encode()
+
+    rewrite(package, change)
 
 
 def flip_ciphertext_byte(archive: Path, startswith: str = "PT", at: int = 200) -> str:

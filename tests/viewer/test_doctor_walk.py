@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.service import KioskService
 from tests.conftest import PYDICOM_FILES
-from tests.package_kit import Package, export_sample, rewrite
+from tests.package_kit import Package, edit_manifest, export_sample
 from tests.viewer.browser_kit import PHONE, OpenedPage, close, open_page
 from tests.viewer.test_ui_viewer import PDF_VIEWER_ERRORS, network, wait_drawn
 
@@ -131,12 +131,7 @@ def test_a_tampered_manifest_turns_the_banner_red(viewer_browser: Any, service: 
                                                   tmp_path: Path) -> None:
     package = export_sample(service, tmp_path)
 
-    def edit(data: dict[str, bytes]) -> None:
-        manifest = json.loads(data["MANIFEST.JSON"])
-        manifest["created"] = "2020-01-01T00:00:00Z"
-        data["MANIFEST.JSON"] = json.dumps(manifest).encode()
-
-    rewrite(package, edit)
+    edit_manifest(package, created="2020-01-01T00:00:00Z")
     opened = open_page(viewer_browser)
     try:
         unlock(opened, [package.folder / "IMAGES.zip"], package.passphrase)

@@ -21,7 +21,7 @@ from kiosk.links.manifest_signature import ManifestSigner
 from kiosk.links.signing_key import load_or_create
 from kiosk.package.aeszip import AesZipWriter
 from kiosk.service import KioskService
-from tests.package_kit import export_sample, flip_ciphertext_byte, rewrite
+from tests.package_kit import edit_manifest, export_sample, flip_ciphertext_byte, rewrite
 from tests.viewer.browser_kit import OpenedPage, close, open_page
 
 
@@ -137,12 +137,7 @@ def test_a_changed_manifest_or_a_stranger_s_signature_is_named(
         opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
     package = export_sample(service, tmp_path)
 
-    def edit(data: dict[str, bytes]) -> None:
-        manifest = json.loads(data["MANIFEST.JSON"])
-        manifest["kiosk_id"] = "someone-else"
-        data["MANIFEST.JSON"] = json.dumps(manifest).encode()
-
-    rewrite(package, edit)
+    edit_manifest(package, kiosk_id="someone-else")
     pick(opened, [package.folder / "IMAGES.zip"])
     assert opened.page.evaluate(OPEN, package.passphrase)["ok"]
     summary = settled(opened)

@@ -2,7 +2,7 @@
 // other viewers and pydicom's decoders, libjpeg converts YCbCr to RGB, so YBR comes out RGB.
 import factory from "@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs";
 import wasmBinary from "@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasm";
-import { codecError, lazyCodec, samplesOf } from "./wasm.js";
+import { lazyCodec, runDecoder } from "./wasm.js";
 
 const codec = lazyCodec(factory, wasmBinary, "JPEGDecoder");
 
@@ -43,7 +43,7 @@ function guessedYcc(bytes) {
  *   does not say what it holds is RGB (PS3.5 8.2.1), as pydicom reads it, so libjpeg is told.
  */
 export async function decodeJpeg8(bytes, g = {}) {
-  const { module, decoder } = await codec.get();
+  const loaded = await codec.get();
   let stream = bytes;
   if (g.photometric === "RGB" && guessedYcc(bytes)) {
     stream = new Uint8Array(bytes.length + ADOBE_RGB.length);
@@ -51,13 +51,5 @@ export async function decodeJpeg8(bytes, g = {}) {
     stream.set(ADOBE_RGB, 2);
     stream.set(bytes.subarray(2), 2 + ADOBE_RGB.length);
   }
-  try {
-    decoder.getEncodedBuffer(stream.length).set(stream);
-    decoder.decode();
-    const info = decoder.getFrameInfo();
-    return { samples: samplesOf(decoder.getDecodedBuffer(), info.bitsPerSample), colour: "RGB",
-      rows: info.height, columns: info.width, components: info.componentCount };
-  } catch (e) {
-    throw codecError(module, e);
-  }
+  return runDecoder(loaded, stream);
 }

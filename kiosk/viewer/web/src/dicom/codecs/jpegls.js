@@ -2,7 +2,7 @@
 import factory from "@cornerstonejs/codec-charls/decodewasmjs";
 import wasmBinary from "@cornerstonejs/codec-charls/decodewasm";
 import { interleave } from "../native.js";
-import { codecError, lazyCodec, samplesOf } from "./wasm.js";
+import { lazyCodec, runDecoder } from "./wasm.js";
 
 const codec = lazyCodec(factory, wasmBinary, "JpegLSDecoder");
 
@@ -21,18 +21,10 @@ export async function decodeJpegLs(bytes) {
   // CharLS spends seconds on a codestream cut short (7.8 s for a 96×96 CT cut to a third, on
   // the page's only thread) before it gives up: refuse one without its end at once.
   if (!hasEnd(bytes)) throw new Error("the JPEG-LS data ends before its end marker");
-  const { module, decoder } = await codec.get();
-  try {
-    decoder.getEncodedBuffer(bytes.length).set(bytes);
-    decoder.decode();
-    const info = decoder.getFrameInfo();
-    let samples = samplesOf(decoder.getDecodedBuffer(), info.bitsPerSample);
+  return runDecoder(await codec.get(), bytes, (decoder, info, samples) => {
     // Interleave mode "none" gives one plane per component.
-    if (info.componentCount > 1 && decoder.getInterleaveMode() === 0) {
-      samples = interleave(samples, info.width * info.height, info.componentCount);
-    }
-    return { samples, rows: info.height, columns: info.width, components: info.componentCount };
-  } catch (e) {
-    throw codecError(module, e);
-  }
+    const planes = info.componentCount > 1 && decoder.getInterleaveMode() === 0;
+    return { samples: planes ? interleave(samples, info.width * info.height, info.componentCount) : samples,
+      rows: info.height, columns: info.width, components: info.componentCount };
+  });
 }

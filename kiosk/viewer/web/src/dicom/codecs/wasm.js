@@ -43,3 +43,23 @@ export function samplesOf(view, bitsPerSample) {
   bytes.set(view);
   return bitsPerSample > 8 ? new Uint16Array(bytes.buffer, 0, bytes.length >> 1) : bytes;
 }
+
+/**
+ * Run one of the Cornerstone codecs on a codestream: copy it in, decode, copy the samples out.
+ * @param {{module: object, decoder: object}} codec what `lazyCodec(...).get()` gave
+ * @param {Uint8Array} stream the codestream
+ * @param {(decoder: object, info: object, samples: ArrayLike<number>) => object} [shape]
+ *   the result from the decoded samples (default: as decoded, colour "RGB")
+ */
+export function runDecoder({ module, decoder }, stream, shape) {
+  try {
+    decoder.getEncodedBuffer(stream.length).set(stream);
+    decoder.decode();
+    const info = decoder.getFrameInfo();
+    const samples = samplesOf(decoder.getDecodedBuffer(), info.bitsPerSample);
+    return shape ? shape(decoder, info, samples) : { samples, colour: "RGB", rows: info.height,
+      columns: info.width, components: info.componentCount };
+  } catch (e) {
+    throw codecError(module, e);
+  }
+}
