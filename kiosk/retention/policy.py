@@ -68,8 +68,14 @@ def review_cases(catalog: Catalog, store: BlobStore, days: int,
     the case changes), so a sweep opens no case file; the purge checks again before it deletes.
     """
     del store  # the rows carry what was read from the blobs
+    return _verdicts(catalog, catalog.index_rows(), days, now)
+
+
+def _verdicts(catalog: Catalog, rows: list[dict[str, Any]], days: int,
+              now: float) -> list[CaseRetention]:
+    del catalog
     verdicts = []
-    for case in sorted(catalog.index_rows(), key=lambda c: c.get("created") or ""):
+    for case in sorted(rows, key=lambda c: c.get("created") or ""):
         case_id = case["case_id"]
         delivered = _epoch(case.get("delivered"))
         uploaded = None
@@ -96,3 +102,16 @@ def review_cases(catalog: Catalog, store: BlobStore, days: int,
             due=_iso(due) if due is not None and days > 0 else None,
             purge=reason == "due", reason=reason))
     return verdicts
+
+
+def due_cases(catalog: Catalog, days: int, now: float) -> list[CaseRetention]:
+    """Only the cases due at ``now``, oldest first: what the retention sweep purges.
+
+    The case index keeps cases ordered by when they were both delivered and uploaded, so the
+    sweep looks at the due ones only, however many cases the kiosk holds.
+    """
+    if days <= 0:
+        return []
+    rows = [catalog.db.index_row(case_id) for case_id in catalog.settled_before(now - days * DAY)]
+    return [v for v in _verdicts(catalog, [r for r in rows if r is not None], days, now)
+            if v.purge]

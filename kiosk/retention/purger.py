@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from kiosk.errors import UsageError
-from kiosk.retention.policy import CaseRetention, review_cases
+from kiosk.retention.policy import CaseRetention, due_cases, review_cases
 from kiosk.retention.purge import PurgeResult, purge_case
 from kiosk.security.audit import AuditLog
 from kiosk.security.logfile import prune_logs
@@ -75,7 +75,7 @@ class Purger:
         ``retention.days`` are deleted too. Safe to run from a timer beside the desk app:
         purging takes the database lock.
         """
-        due = [v for v in self.review() if v.purge]
+        due = due_cases(self.catalog, self.days, self.clock())
         if dry_run:
             return due
         purged = []

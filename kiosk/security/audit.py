@@ -92,6 +92,18 @@ class AuditLog:
         return out
 
 
+def count_entries(path: Path) -> int:
+    """How many lines the trail holds, counted in blocks (nothing is parsed or kept)."""
+    if not path.exists():
+        return 0
+    lines, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
 def verify_trail(path: Path) -> list[str]:
     """Check the whole chain; return one sentence per problem (empty: intact).
 

@@ -12,6 +12,7 @@ sits under ``x``:
 ``study_uids``   the case's studies (purge: which other cases may share images)
 ``pdfs``         report PDF hashes (purge: shared reports); ``origins``: where reports came from
 ``upload``       ``uploaded``, ``finished``, ``missing``: the retention question, answered
+``settled``      epoch of the later of delivery and upload (None until both happened)
 ``done``         finished upload jobs per destination
 ``upload_sig``   changes whenever what the outbox would send changes (sync planning)
 ``planned``      the ``upload_sig`` the outbox last planned, per destination
@@ -19,8 +20,12 @@ sits under ``x``:
 
 from __future__ import annotations
 
+import bisect
+import calendar
 import hashlib
 import json
+import re
+import time
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
@@ -58,11 +63,59 @@ def search_text(case: dict[str, Any], studies: list[dict[str, Any]]) -> str:
     return text + "\n" + text.replace("^", " ").replace("=", " ")
 
 
+def _words(find: str) -> list[str]:
+    return find.lower().replace("/", "-").replace(".", "-").split()
+
+
 def matches(row: dict[str, Any], find: str) -> bool:
     """Whether every word of ``find`` occurs in the row's search text (case-insensitive)."""
     text = row.get("x", {}).get("search", "")
-    words = find.lower().replace("/", "-").replace(".", "-").split()
-    return all(w in text for w in words)
+    return all(w in text for w in _words(find))
+
+
+def epoch(iso: str | None) -> float | None:
+    """Seconds since the epoch of a ``now_iso()`` timestamp, or None."""
+    if not iso:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+class CaseView:
+    """The index rows newest first, searchable as you type.
+
+    Built once per version of the index (:meth:`kiosk.store.database.Database.index_snapshot`)
+    and kept while nothing changes, so a keystroke or a page costs a search in one string, not
+    a pass over Python objects per case.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        # Within one second, the order they were made in (cases of layout 1: by number).
+        self.rows = sorted(rows, reverse=True, key=lambda r: (
+            r.get("created") or "", r.get("x", {}).get("created_ts") or 0.0, r["case_id"]))
+        texts = [r.get("x", {}).get("search", "").replace("\0", " ") for r in self.rows]
+        self._corpus = "\0".join(texts)
+        self._starts = []
+        at = 0
+        for text in texts:
+            self._starts.append(at)
+            at += len(text) + 1
+
+    def found(self, find: str | None) -> list[int]:
+        """Positions (newest first) of the rows holding every word of ``find``."""
+        words = _words(find or "")
+        if not words:
+            return list(range(len(self.rows)))
+        hits: set[int] | None = None
+        for word in sorted(words, key=len, reverse=True):
+            rows = {bisect.bisect_right(self._starts, m.start()) - 1
+                    for m in re.finditer(re.escape(word), self._corpus)}
+            hits = rows if hits is None else hits & rows
+            if not hits:
+                return []
+        return sorted(hits or ())
 
 
 def _upload_items(outbox: list[dict[str, Any]], store: BlobStore) -> set[str]:
@@ -114,6 +167,11 @@ def summary_row(docs: CaseDocs, store: BlobStore) -> dict[str, Any] | None:
     studies = sorted(docs.docs("studies"), key=lambda s: s["study_uid"])
     reports = docs.docs("reports")
     outbox = docs.docs("outbox")
+    upload = upload_summary(studies, reports, outbox, store)
+    delivered = epoch(case.get("delivered"))
+    finished = epoch(upload["finished"]) if upload["uploaded"] else None
+    settled = max(delivered, finished) if delivered is not None and finished is not None \
+        else None
     done: dict[str, int] = {}
     for job in outbox:
         if job.get("state") == "done":
@@ -137,7 +195,9 @@ def summary_row(docs: CaseDocs, store: BlobStore) -> dict[str, Any] | None:
             "origins": sorted({str(r["origin"]) for r in reports if r.get("origin")}),
             "report_sops": sorted({str(r["sop_instance_uid"]) for r in reports
                                    if r.get("sop_instance_uid")}),
-            "upload": upload_summary(studies, reports, outbox, store),
+            "upload": upload,
+            # Delivered and uploaded: when the later of the two happened (retention's clock).
+            "settled": settled,
             "done": done,
             "upload_sig": upload_signature(studies, reports),
             "planned": case.get("planned") or {},

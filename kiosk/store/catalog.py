@@ -7,6 +7,7 @@ study then costs one blob and one small document, not 10,000 documents rewritten
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.case_summary import matches, public, summary_row
+from kiosk.store.case_summary import CaseView, public, summary_row
 from kiosk.store.database import CaseDocs, Database
 from kiosk.store.import_split import divide_report
 from kiosk.system.liveness import boot_id, claim_alive
@@ -72,6 +73,8 @@ class Catalog:
         self.db = db
         self.store = store
         db.summarise = self._summary_row
+        self._view: tuple[Any, CaseView] | None = None
+        self._settled: dict[int, tuple[Any, list[tuple[float, str]]]] = {}
 
     def _summary_row(self, docs: CaseDocs) -> dict[str, Any] | None:
         return summary_row(docs, self.store)
@@ -102,11 +105,33 @@ class Catalog:
         """Every record of one case, with one read of its file."""
         return self.db.case_docs(case_id)
 
+    def view(self) -> CaseView:
+        """The case index newest first, searchable (:class:`CaseView`), kept while unchanged."""
+        version, rows = self.db.index_snapshot()
+        if self._view is None or self._view[0] != version:
+            self._view = (version, CaseView(rows))
+        return self._view[1]
+
+    def settled_before(self, cutoff: float) -> list[str]:
+        """Cases delivered and uploaded, the later of the two before ``cutoff``, oldest first.
+
+        Each index bucket's cases are kept in that order while the bucket is unchanged, so a
+        retention sweep costs a bisection per bucket, however many cases the kiosk holds.
+        """
+        found: list[tuple[float, str]] = []
+        for i, (sig, rows) in enumerate(self.db.index_buckets()):
+            cached = self._settled.get(i)
+            if cached is None or cached[0] != sig:
+                order = sorted((float(r["x"]["settled"]), r["case_id"]) for r in rows
+                               if r.get("x", {}).get("settled") is not None)
+                cached = self._settled[i] = (sig, order)
+            order = cached[1]
+            found += order[:bisect.bisect_right(order, (cutoff, "\uffff"))]
+        return [case_id for _t, case_id in sorted(found)]
+
     def index_rows(self) -> list[dict[str, Any]]:
         """Every case's index row (:mod:`kiosk.store.case_summary`), newest first."""
-        # Within one second, the order they were made in (cases of layout 1: by number).
-        return sorted(self.db.index_rows(), reverse=True, key=lambda r: (
-            r.get("created") or "", r.get("x", {}).get("created_ts") or 0.0, r["case_id"]))
+        return self.view().rows
 
     def case_summaries(self, *, limit: int | None = None, since: str | None = None,
                        find: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -126,13 +151,13 @@ class Catalog:
         offset : int
             Skip this many of the matching cases first (paging).
         """
+        view = self.view()
         out = []
         skipped = 0
-        for row in self.index_rows():
+        for i in view.found(find):
+            row = view.rows[i]
             if since and (row.get("created") or "") < since:
-                continue
-            if find and not matches(row, find):
-                continue
+                break  # newest first: every later row is older still
             if skipped < offset:
                 skipped += 1
                 continue
@@ -143,9 +168,11 @@ class Catalog:
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""
-        return sum(1 for row in self.index_rows()
-                   if not (since and (row.get("created") or "") < since)
-                   and not (find and not matches(row, find)))
+        view = self.view()
+        if not since:
+            return len(view.found(find)) if find else len(view.rows)
+        return sum(1 for i in view.found(find)
+                   if (view.rows[i].get("created") or "") >= since)
 
     def manifest(self, study: dict[str, Any]) -> list[InstanceRow]:
         """The instance rows of a study document."""
@@ -381,7 +408,7 @@ class Catalog:
         By ``origin`` alone, only the cases whose index row lists that origin are opened.
         """
         if "origin" in key and "case_id" not in key:
-            for row in self.db.index_rows():
+            for row in self.index_rows():
                 if key["origin"] in row.get("x", {}).get("origins", []):
                     found = self.db.find(REPORTS, case_id=row["case_id"], **key)
                     if found:

@@ -42,6 +42,7 @@ from kiosk.store.layout import (
     ACTIVE_STATES,
     ID_FIELDS,
     PARTITIONED,
+    SEPARATE,
     SUMMARISED,
     Paths,
     active_table,
@@ -136,6 +137,8 @@ class Database:
         self._ready = False
         self._dirty: set[str] = set()
         self._bucket_cache: dict[Path, tuple[Signature, list[dict[str, Any]]]] = {}
+        self._healed = False
+        self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
         self.migrated = False
 
@@ -196,6 +199,8 @@ class Database:
         return TinyDB(path, storage=AtomicJSONStorage)
 
     def _global(self, table: str) -> Any:
+        if table in SEPARATE:
+            return self._tiny(self.paths.table_file(table)).table(table)
         t = self._db.table(table)
         # tinydb caches search results per table and only forgets them on its own writes;
         # another process (the CLI beside the app) may have rewritten the file since.
@@ -271,7 +276,7 @@ class Database:
         with self.transaction():
             case_id = doc.get("case_id")
             if table not in PARTITIONED or not isinstance(case_id, str):
-                self._db.table(table).insert(doc)
+                self._global(table).insert(doc)
                 return
             self._insert(table, doc, case_id)
 
@@ -289,7 +294,7 @@ class Database:
         """Insert ``doc`` or replace the fields of the document matching ``key``."""
         with self.transaction():
             if table not in PARTITIONED:
-                self._db.table(table).upsert(doc, self._cond(key))
+                self._global(table).upsert(doc, self._cond(key))
                 return
             if self.update(table, doc, **key) == 0:
                 case_id = doc.get("case_id", key.get("case_id"))
@@ -305,7 +310,7 @@ class Database:
         """
         with self.transaction():
             if table not in PARTITIONED:
-                return len(self._db.table(table).update(fields, self._cond(key)))
+                return len(self._global(table).update(fields, self._cond(key)))
             changed = 0
             for path in self._paths_for(table, key):
                 if path is not None and not path.exists():
@@ -340,7 +345,7 @@ class Database:
         """Delete the documents matching ``key``; return how many."""
         with self.transaction():
             if table not in PARTITIONED:
-                return len(self._db.table(table).remove(self._cond(key)))
+                return len(self._global(table).remove(self._cond(key)))
             removed = 0
             for path in self._paths_for(table, key):
                 if path is not None and not path.exists():
@@ -468,14 +473,17 @@ class Database:
         path = self.paths.case_file(case_id)
         row = self.summarise(self.case_docs(case_id))
         bucket = self.paths.index_bucket(case_id)
+        before = next((r for r in self._bucket_rows(bucket) if r.get("case_id") == case_id),
+                      None)
+        if row is not None:
+            row = row | {"case_id": case_id, "sig": _signature(path)}
+        if row == before:
+            return  # most writes (an upload's progress, a job's end) leave the row as it was
         t = self._tiny(bucket).table("rows")
         q = Query().case_id == case_id
         if row is None:
-            if bucket.exists() and t.contains(q):
-                t.remove(q)
-            return
-        row = row | {"case_id": case_id, "sig": _signature(path)}
-        if t.get(q) != row:
+            t.remove(q)
+        else:
             t.upsert(row, q)
 
     def _bucket_rows(self, path: Path) -> list[dict[str, Any]]:
@@ -490,42 +498,81 @@ class Database:
         return rows
 
     def index_rows(self) -> list[dict[str, Any]]:
-        """Every case's index row (no case file is read unless its row is out of date).
+        """Every case's index row (callers must not change them).
 
-        A row whose case file changed behind it (a power cut between the two writes, or a
-        migration) is rebuilt from the case file here. Callers must not change the rows.
+        No case file is read: the 64 buckets' signatures are checked and only a changed bucket
+        is read again. The first call in a process also compares every row with its case
+        file's signature and rebuilds those a power cut (or a migration) left behind.
+        """
+        return self.index_snapshot()[1]
+
+    def index_snapshot(self) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
+        """``(version, rows)``: the version changes whenever any row may have changed."""
+        with self.transaction():
+            if not self._healed:
+                self._heal()
+                self._healed = True
+            version = self._bucket_version()
+            if self._rows is not None and self._rows[0] == version:
+                return self._rows
+            rows: list[dict[str, Any]] = []
+            for bucket in self.paths.index_buckets():
+                rows += self._bucket_rows(bucket)
+            self._rows = (version, rows)
+            return self._rows
+
+    def _bucket_version(self) -> tuple[Any, ...]:
+        out: list[tuple[int, int, int] | None] = []
+        for name in self.paths.index_bucket_names():
+            try:
+                st = os.stat(name)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def index_buckets(self) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """The case index bucket by bucket: ``(signature, rows)`` each.
+
+        For views that keep something per bucket and rebuild only the buckets that changed
+        (the retention sweep's order of settled cases).
         """
         with self.transaction():
-            rows = self._load_rows()
-            files: dict[str, Signature] = {}
-            with os.scandir(self.paths.cases_dir) as entries:
-                for entry in entries:
-                    if entry.name.endswith(".json") and not entry.name.startswith("."):
-                        st = entry.stat()
-                        files[entry.name] = [st.st_ino, st.st_size, st.st_mtime_ns]
-            stale = set()
-            named = set()
-            for case_id, row in rows.items():
-                name = case_file_name(case_id)
-                named.add(name)
-                if files.get(name) != row.get("sig"):
-                    stale.add(case_id)
-            for name in files.keys() - named:
-                docs = CaseDocs("", migration.load(self.paths.cases_dir / name) or {})
-                owner = next((d.get("case_id") for t in sorted(PARTITIONED)
-                              for d in docs.docs(t) if isinstance(d.get("case_id"), str)),
-                             None)
-                if owner is not None:
-                    stale.add(owner)
-            if not stale:
-                return list(rows.values())
-            for case_id in sorted(stale):
-                self._refresh_row(case_id)
-            return list(self._load_rows().values())
+            if not self._healed:
+                self._heal()
+                self._healed = True
+            return [(sig, self._bucket_rows(path) if sig is not None else [])
+                    for sig, path in zip(self._bucket_version(), self.paths.index_buckets(),
+                                         strict=True)]
+
+    def _heal(self) -> None:
+        rows = self._load_rows()
+        files: dict[str, Signature] = {}
+        with os.scandir(self.paths.cases_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".json") and not entry.name.startswith("."):
+                    st = entry.stat()
+                    files[entry.name] = [st.st_ino, st.st_size, st.st_mtime_ns]
+        stale = set()
+        named = set()
+        for case_id, row in rows.items():
+            name = case_file_name(case_id)
+            named.add(name)
+            if files.get(name) != row.get("sig"):
+                stale.add(case_id)
+        for name in files.keys() - named:
+            docs = CaseDocs("", migration.load(self.paths.cases_dir / name) or {})
+            owner = next((d.get("case_id") for t in sorted(PARTITIONED)
+                          for d in docs.docs(t) if isinstance(d.get("case_id"), str)), None)
+            if owner is not None:
+                stale.add(owner)
+        for case_id in sorted(stale):
+            self._refresh_row(case_id)
 
     def _load_rows(self) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
-        for path in sorted(self.paths.index_dir.glob("cases-*.json")):
+        for path in self.paths.index_buckets():
             rows.update({r["case_id"]: r for r in self._bucket_rows(path)})
         return rows
 

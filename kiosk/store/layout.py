@@ -8,8 +8,8 @@ file and keeps what must be found without knowing the case in small files of the
                             *active* mirror (running import jobs, unfinished uploads)
     cases/<name>.json       one tinydb file per case: the case, its studies, reports, jobs,
                             links and upload jobs
-    index/cases-<b>.json    the case index: one compact summary row per case, in 32 buckets
-    index/ids-<b>.json      which case a job or report id belongs to, in 32 buckets
+    index/cases-<b>.json    the case index: one compact summary row per case, in 64 buckets
+    index/ids-<b>.json      which case a job or report id belongs to, in 64 buckets
 
 Every file is written as today (temp file, fsync, rename, fsync the directory), so each stays
 old-or-new through a power cut; the index and the mirror are repaired from the case files,
@@ -34,9 +34,13 @@ ID_FIELDS = {"jobs": "job_id", "outbox": "job_id", "reports": "report_id"}
 #: States mirrored into ``kiosk.json`` so they are found without opening every case.
 ACTIVE_STATES = {"jobs": frozenset({"running"}),
                  "outbox": frozenset({"pending", "in_flight", "retry", "failed"})}
+#: Global tables kept in a file of their own (``index/<table>.json``): they grow with the
+#: hospitals seen, and must not make every write to ``kiosk.json`` (the mirror) grow with them.
+SEPARATE = frozenset({"hospitals"})
 #: Tables whose changes change a case's index row.
 SUMMARISED = frozenset({"cases", "studies", "reports", "outbox"})
-BUCKETS = 32
+#: A write rewrites one bucket (N/64 rows); a listing checks 64 signatures.
+BUCKETS = 64
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -75,10 +79,24 @@ class Paths:
         self.index_dir = db_file.parent / "index"
         #: The layout-1 database, kept until the start after a migration.
         self.backup = db_file.with_name(db_file.name + ".layout1.bak")
+        self._buckets = [self.index_dir / f"cases-{b:02d}.json" for b in range(BUCKETS)]
+        self._bucket_names = [str(p) for p in self._buckets]
 
     def case_file(self, case_id: str) -> Path:
         """The file of one case."""
         return self.cases_dir / case_file_name(case_id)
+
+    def index_buckets(self) -> list[Path]:
+        """Every bucket of the case index, present or not."""
+        return self._buckets
+
+    def index_bucket_names(self) -> list[str]:
+        """:meth:`index_buckets` as strings (for ``os.stat`` in a tight loop)."""
+        return self._bucket_names
+
+    def table_file(self, table: str) -> Path:
+        """The file of a global table kept apart (:data:`SEPARATE`)."""
+        return self.index_dir / f"{table}.json"
 
     def index_bucket(self, case_id: str) -> Path:
         """The index bucket holding ``case_id``'s row."""

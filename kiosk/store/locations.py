@@ -2,7 +2,9 @@
 
 Layout under the data directory::
 
-    kiosk.json        tinydb database (cases, studies, jobs, outbox)
+    kiosk.json        tinydb database: global tables (see kiosk.store.layout)
+    cases/            tinydb, one file per case (cases, studies, jobs, reports, links, outbox)
+    index/            the compact case index and id locators
     audit.jsonl       append-only, hash-chained audit trail
     blobs/ab/cdef...  content-addressed files (SHA-256 of the bytes)
     tmp/              staging for blobs being written; emptied at start-up

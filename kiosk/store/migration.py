@@ -3,8 +3,9 @@
 Runs in place on the first start of this release, under the database lock:
 
 1. the old ``kiosk.json`` is copied, durably, to ``kiosk.json.layout1.bak`` (once);
-2. from that copy, every case's records are written to ``cases/<name>.json`` and the id
-   locators to ``index/ids-*.json`` (leftovers of an interrupted attempt are cleared first),
+2. from that copy, every case's records are written to ``cases/<name>.json``, the id
+   locators to ``index/ids-*.json`` and the hospital cards to ``index/hospitals.json``
+   (leftovers of an interrupted attempt are cleared first),
    then one ``syncfs`` makes them durable;
 3. ``kiosk.json`` is replaced, atomically, by the global tables plus the layout marker. This
    is the commit point: a power cut before it leaves the old ``kiosk.json`` in force and the
@@ -32,6 +33,7 @@ from kiosk.store.layout import (
     LAYOUT,
     META,
     PARTITIONED,
+    SEPARATE,
     Paths,
     active_table,
     id_key,
@@ -144,6 +146,9 @@ def upgrade(paths: Paths, now: str) -> bool:
         _write_unsynced(paths.case_file(case_id), dumps(tables))
     for path, docs in ids.items():
         _write_unsynced(path, dumps({"ids": docs}))
+    for table in sorted(SEPARATE):
+        if table in global_tables:
+            _write_unsynced(paths.table_file(table), dumps({table: global_tables.pop(table)}))
     syncfs(paths.cases_dir)
     fsync_dir(paths.cases_dir)
     fsync_dir(paths.index_dir)

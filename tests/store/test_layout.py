@@ -1,0 +1,158 @@
+"""Layout 2: a write touches its case's file only, and what is derived heals from the case files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.cloud.outbox import Outbox
+from kiosk.security.audit import GENESIS, AuditLog, entry_hash, verify_trail
+from kiosk.store import database as database_module
+from kiosk.store.blobstore import BlobStore
+from kiosk.store.catalog import Catalog
+from kiosk.store.database import Database
+
+
+def _sigs(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*.json")}
+
+
+def _db(tmp_path: Path) -> Database:
+    return Database(tmp_path / "kiosk.json")
+
+
+def test_a_write_to_one_case_rewrites_only_that_case_file_and_one_index_bucket(
+        tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    for i in range(20):
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:00:{i:02d}Z"})
+    cases_before = _sigs(tmp_path / "cases")
+    index_before = _sigs(tmp_path / "index")
+    global_before = (tmp_path / "kiosk.json").read_bytes()
+    db.update("cases", {"status": "complete", "updated": "x"}, case_id="C7")
+    cases_after = _sigs(tmp_path / "cases")
+    changed = {n for n in cases_after if cases_after[n] != cases_before.get(n)}
+    assert changed == {db.paths.case_file("C7").name}
+    index_after = _sigs(tmp_path / "index")
+    assert {n for n in index_after if index_after[n] != index_before.get(n)} == {
+        db.paths.index_bucket("C7").name}
+    assert (tmp_path / "kiosk.json").read_bytes() == global_before
+    assert db.index_row("C7")["updated"] == "x"  # type: ignore[index]
+
+
+def test_a_cut_between_the_case_file_and_its_index_row_is_repaired_on_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    db.insert("cases", {"case_id": "C1", "created": "2026-12-07T00:00:00Z"})
+    assert [r["case_id"] for r in db.index_rows()] == ["C1"]
+
+    def power_cut(self: Database, case_id: str) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(Database, "_refresh_row", power_cut)
+    with pytest.raises(OSError):
+        db.insert("cases", {"case_id": "C2", "created": "2026-12-07T00:00:01Z"})
+    with pytest.raises(OSError):
+        db.update("cases", {"updated": "later"}, case_id="C1")
+    monkeypatch.undo()
+    fresh = _db(tmp_path)  # the next start
+    rows = {r["case_id"]: r for r in fresh.index_rows()}
+    assert set(rows) == {"C1", "C2"} and rows["C1"]["updated"] == "later"
+    # A case file removed behind the index (a purge cut short) loses its row too.
+    db.paths.case_file("C2").unlink()
+    assert {r["case_id"] for r in _db(tmp_path).index_rows()} == {"C1"}
+
+
+def test_the_running_jobs_mirror_follows_the_case_files_after_a_cut(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    job = {"job_id": "import-1", "case_id": "C1", "kind": "import", "state": "running",
+           "pid": 1, "boot_id": "gone", "started": "2026-12-07T00:00:00Z"}
+    db.insert("jobs", job)
+    assert [j["job_id"] for j in db.find("jobs", state="running")] == ["import-1"]
+    # The job finished, but the cut came before the mirror was told.
+    path = db.paths.case_file("C1")
+    data = json.loads(path.read_text())
+    for doc in data["jobs"].values():
+        doc["state"] = "complete"
+    path.write_text(json.dumps(data))
+    assert db.repair_active("jobs") == 1
+    assert db.find("jobs", state="running") == []
+    assert db.get("jobs", job_id="import-1")["state"] == "complete"  # type: ignore[index]
+
+
+def test_a_job_is_found_by_its_id_alone_even_when_its_locator_is_lost(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    for i in range(5):
+        db.insert("jobs", {"job_id": f"import-{i}", "case_id": f"C{i}", "state": "complete",
+                           "started": str(i)})
+    assert db.get("jobs", job_id="import-3")["case_id"] == "C3"  # type: ignore[index]
+    for bucket in (tmp_path / "index").glob("ids-*.json"):
+        bucket.unlink()
+    assert db.get("jobs", job_id="import-3")["case_id"] == "C3"  # type: ignore[index]
+    assert db.update("jobs", {"state": "x"}, job_id="import-3") == 1
+
+
+def test_choosing_the_next_upload_opens_no_case_but_the_chosen_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "tmp").mkdir()
+    store = BlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    Catalog(db, store)  # the case index rows count finished uploads
+    outbox = Outbox(db, store)
+    for i in range(40):  # the history: finished uploads of 40 cases
+        db.insert("cases", {"case_id": f"C{i}", "created": "2026-12-07T00:00:00Z"})
+        job_id = outbox.enqueue_upload(destination="d", case_id=f"C{i}", study_uid="s",
+                                       items=[], fingerprint="f")
+        outbox.finish(job_id, "done")
+    waiting = outbox.enqueue_upload(destination="d", case_id="C7", study_uid="s2", items=[],
+                                    fingerprint="g")
+    reads: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if path.parent.name == "cases":
+            reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    job = outbox.claim_next("d")
+    assert job is not None and job["job_id"] == waiting
+    assert set(reads) <= {db.paths.case_file("C7")}
+    assert outbox.counts("d")["done"] == 40 and outbox.counts("d")["in_flight"] == 1
+
+
+def test_audit_verify_streams_a_long_trail_in_flat_memory_and_the_tail_reads_the_end(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    prev = GENESIS
+    with open(path, "wb") as fh:
+        for seq in range(1, 20001):
+            entry = {"seq": seq, "time": "t", "kiosk": "k", "action": "a",
+                     "details": {"case_id": f"C{seq}", "pad": "x" * 200}, "prev": prev}
+            entry["hash"] = prev = entry_hash(entry)
+            fh.write(json.dumps(entry, sort_keys=True).encode() + b"\n")
+    assert path.stat().st_size > 5_000_000
+    tracemalloc.start()
+    try:
+        assert verify_trail(path) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # the whole file would be > 5 MB
+    log = AuditLog(path, "k")
+    assert [e["seq"] for e in log.tail(3)] == [19998, 19999, 20000]
+    log.append("after")
+    assert [e["action"] for e in log.tail(2)] == ["a", "after"]
+    # An edited line in the middle is still found.
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[9999] = lines[9999].replace(b'"C10000"', b'"C99999"')
+    path.write_bytes(b"".join(lines))
+    assert verify_trail(path) == ["line 10000 (seq 10000): entry was edited after it was "
+                                  "written"]
+    shutil.rmtree(tmp_path / "none", ignore_errors=True)
