@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -69,8 +70,6 @@ def ensure_package(data: Path, case_id: str, base: Path, config: Path) -> tuple[
             return Path(got["folder"]), str(got["passphrase"])
     stick = base / "stick"
     if stick.exists():
-        import shutil
-
         shutil.rmtree(stick)
     stick.mkdir(parents=True)
     say(f"exporting case {case_id} to {stick} (once) ...")
@@ -83,16 +82,31 @@ def ensure_package(data: Path, case_id: str, base: Path, config: Path) -> tuple[
 
 
 def _chromium_pids() -> list[int]:
-    pids = []
+    """Chromium processes started by this run (descendants of this process): other tests on
+    the machine may run their own chromium, which must not count."""
+    parent: dict[int, int] = {}
+    comm: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/comm") as fh:
-                    if "chrom" in fh.read():
-                        pids.append(int(entry))
-            except OSError:
+                with open(f"/proc/{entry}/stat") as fh:
+                    head, rest = fh.read().rsplit(")", 1)
+                parent[int(entry)] = int(rest.split()[1])
+                comm[int(entry)] = head.split("(", 1)[1]
+            except (OSError, IndexError, ValueError):
                 pass
-    return pids
+    me = os.getpid()
+
+    def ours(pid: int) -> bool:
+        for _ in range(64):  # a bounded walk up the tree
+            pid = parent.get(pid, 0)
+            if pid == me:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return [pid for pid, name in comm.items() if "chrom" in name and ours(pid)]
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -204,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"{CHROMIUM} not found (apt-get install chromium)")
         return 2
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from kiosk.viewer import OPENER_NAME
+    from kiosk.viewer import OPENER_NAME, built_file
 
     workdir: Path = a.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     folder, passphrase = ensure_package(data, case_id, base, config)
     volumes = sorted(folder.glob("IMAGES.zip.*")) or [folder / "IMAGES.zip"]
     archive_bytes = sum(v.stat().st_size for v in volumes)
+    # The page as built now (the cached export may hold an older one): every stick gets the
+    # same file, so this is what the next export ships.
     page_path = folder / OPENER_NAME
+    shutil.copyfile(built_file(OPENER_NAME), page_path)
     page_bytes = page_path.stat().st_size
     print(f"package: {folder} ({len(volumes)} volume(s), {archive_bytes / 1e6:.0f} MB, "
           f"{instances} images); page {page_bytes:,} bytes")

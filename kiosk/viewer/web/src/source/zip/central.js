@@ -108,26 +108,31 @@ export async function readCentralDirectory(volumes) {
     entries.push({ name, flags, method, crc, size, packed, localOffset, aes });
     at += 46 + nameLen + extraLen + commentLen;
   }
+  // Where each entry's bytes end: the next entry's local header, or the central directory
+  // (a read of one entry takes its local header, data and any data descriptor in one slice).
+  const byOffset = [...entries].sort((a, b) => a.localOffset - b.localOffset);
+  for (let i = 0, j = 0; i < byOffset.length; i++) {
+    while (j < byOffset.length && byOffset[j].localOffset <= byOffset[i].localOffset) j++;
+    byOffset[i].end = Math.min(j < byOffset.length ? byOffset[j].localOffset : cdOffset, volumes.size);
+  }
   return entries;
 }
 
 /**
- * Where an entry's stored bytes are: for AES, the salt, verifier, ciphertext and MAC.
- * @returns {Promise<{start, salt, saltLen, ctLen}>} start of the entry's data
+ * What a worker needs to read an entry from its local header: {saltLen, length} where length
+ * is the stored data's (salt, verifier, ciphertext and MAC for AES).
  */
-export async function locateData(volumes, entry) {
-  const head = new DataView((await volumes.read(entry.localOffset, 30)).buffer);
-  if (head.getUint32(0, true) !== SIG_LOCAL) throw new ZipFormatError(`the local header of ${entry.name} is damaged`);
-  const start = entry.localOffset + 30 + head.getUint16(26, true) + head.getUint16(28, true);
+export function entryPlan(entry) {
   if (entry.method === AES_METHOD) {
     if (!entry.aes || !(entry.aes.strength in SALT) || entry.aes.method !== STORED) {
       throw new ZipFormatError(`${entry.name} is not a stored WinZip AES entry`);
     }
     const saltLen = SALT[entry.aes.strength];
-    const ctLen = entry.packed - saltLen - PV_LEN - MAC_LEN;
-    if (ctLen !== entry.size) throw new ZipFormatError(`${entry.name} has inconsistent sizes`);
-    return { start, saltLen, ctLen };
+    if (entry.packed - saltLen - PV_LEN - MAC_LEN !== entry.size) throw new ZipFormatError(`${entry.name} has inconsistent sizes`);
+    if (entry.end - entry.localOffset < 30 + entry.packed) throw new ZipFormatError(`${entry.name} overlaps the next entry`);
+    return { saltLen, length: entry.packed, encrypted: true };
   }
   if (entry.method !== STORED) throw new ZipFormatError(`${entry.name} is compressed (method ${entry.method})`);
-  return { start, saltLen: 0, ctLen: entry.size };
+  if (entry.end - entry.localOffset < 30 + entry.size) throw new ZipFormatError(`${entry.name} overlaps the next entry`);
+  return { saltLen: 0, length: entry.size, encrypted: false };
 }

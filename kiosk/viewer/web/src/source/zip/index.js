@@ -4,7 +4,7 @@
 // background while the doctor looks.
 import { parseDicomdir } from "../../dicom/index.js";
 import { Custody, checkSignature } from "../../manifest/index.js";
-import { AES_METHOD, ZipFormatError, locateData, readCentralDirectory } from "./central.js";
+import { ZipFormatError, entryPlan, readCentralDirectory } from "./central.js";
 import { PackageError, WORDS } from "./errors.js";
 import { folderFiles, isPlainFolder, readPlain } from "./folder.js";
 import { PlainZipWriter } from "./plainzip.js";
@@ -17,8 +17,9 @@ const WHOLE = /^(.+)\.zip$/i;
 const PART = /^(.+)\.zip\.(\d{3})$/i;
 const MANIFEST = "MANIFEST.JSON";
 const SIGNATURE = "MANIFEST.JWS";
-// Entries read for the background check at once (the pool's workers keep busy).
-const AHEAD = 8;
+// The background check reads runs of consecutive entries of up to this many bytes in one
+// slice (each Blob read is a round trip to the browser process), two runs a worker at once.
+const BATCH_BYTES = 4 << 20;
 
 /**
  * What the picked files are, before any passphrase (docs/viewer.md "Opening the stick").
@@ -166,18 +167,30 @@ export class ZipSource {
     }
     const entry = this.byName.get(name);
     if (!entry) throw new PackageError("damaged", WORDS.damaged, `${name} is not in the archive`);
-    let located;
-    try {
-      located = await locateData(this.volumes, entry);
-    } catch (e) {
-      throw entryProblem(e, []);
-    }
-    const encrypted = entry.method === AES_METHOD;
-    const length = encrypted ? entry.packed : entry.size;
-    const result = await this.pool.run({
-      blob: this.volumes.slice(located.start, length), passphrase: this.passphrase,
-      saltLen: located.saltLen, encrypted, wantData,
+    const [result] = await this._run([entry], { urgent, wantData });
+    return this._settle(entry, result, check, wantData);
+  }
+
+  /** Read entries (consecutive in the archive) in one worker job: one result each. */
+  async _run(entries, { urgent = false, wantData = true } = {}) {
+    const first = entries[0].localOffset;
+    const items = entries.map((entry) => {
+      try {
+        return { at: entry.localOffset - first, ...entryPlan(entry) };
+      } catch (e) {
+        throw new PackageError("damaged", WORDS.damaged, String(e?.message ?? e));
+      }
+    });
+    const end = Math.max(...entries.map((e) => e.end));
+    return this.pool.run({
+      blob: this.volumes.slice(first, end - first), passphrase: this.passphrase, wantData, items,
     }, { urgent });
+  }
+
+  /** One entry's result from a worker: recorded for the custody, or the error it means. */
+  _settle(entry, result, check, wantData) {
+    const name = entry.name;
+    if (result.badHeader) throw new PackageError("damaged", WORDS.damaged, `the local header of ${name} is damaged`);
     if (!result.pvOk) {
       throw new PackageError("wrong-passphrase", WORDS.wrongPassphrase, `password check failed on ${name}`);
     }
@@ -245,21 +258,58 @@ export class ZipSource {
       custody?.finish();
       return;
     }
-    const queue = custody.pending();
-    const next = async () => {
-      while (queue.length && !this._closed) {
-        const name = queue.shift();
-        if (custody.done.has(name)) continue; // the viewer has read it already
-        try {
-          await this._read(name, { wantData: false });
-        } catch (e) {
-          if (this._closed) return;
-          if (e?.code === "wrong-passphrase") custody.record(name, null, 0);
-          // A damaged entry is already recorded by _read.
-        }
-      }
+    // A file that cannot be read (a bad local header, another passphrase than the others) is
+    // damaged: its bytes are not the kiosk's. (The custody keeps the first verdict on a file.)
+    const record = (name) => {
+      if (!this._closed) custody.record(name, null, 0);
     };
-    this._checking = Promise.all(Array.from({ length: AHEAD }, next)).then(() => {
+    let next;
+    if (this.plain) {
+      const queue = custody.pending();
+      next = async () => {
+        while (queue.length && !this._closed) {
+          const name = queue.shift();
+          if (custody.done.has(name)) continue; // the viewer has read it already
+          try {
+            await this._read(name, { wantData: false });
+          } catch {
+            record(name);
+          }
+        }
+      };
+    } else {
+      // In archive order, so a run of entries is one slice of the volumes.
+      const queue = custody.pending().map((n) => this.byName.get(n)).sort((a, b) => a.localOffset - b.localOffset);
+      next = async () => {
+        while (queue.length && !this._closed) {
+          const run = [];
+          while (queue.length) {
+            const entry = queue[0];
+            if (custody.done.has(entry.name)) { queue.shift(); continue; }
+            if (run.length && entry.end - run[0].localOffset > BATCH_BYTES) break;
+            run.push(queue.shift());
+          }
+          if (!run.length) break;
+          let results;
+          try {
+            results = await this._run(run, { wantData: false });
+          } catch {
+            if (this._closed) return;
+            for (const entry of run) record(entry.name);
+            continue;
+          }
+          run.forEach((entry, i) => {
+            try {
+              this._settle(entry, results[i], true, false);
+            } catch {
+              record(entry.name);
+            }
+          });
+        }
+      };
+    }
+    const lanes = this.plain ? 8 : 2 * this.pool.size;
+    this._checking = Promise.all(Array.from({ length: lanes }, next)).then(() => {
       if (!this._closed) custody.finish();
     });
   }
