@@ -306,3 +306,24 @@ def test_a_damaged_manifest_is_named_and_the_images_still_open(
     assert summary["state"] == "warning"
     assert ("MANIFEST.JSON", "damaged") in {(p["path"], p["problem"]) for p in summary["problems"]}
 
+
+
+def test_an_entry_whose_local_header_is_broken_is_named_not_left_checking(
+        opened: OpenedPage, service: KioskService, tmp_path: Path) -> None:
+    """The background check reads entries in runs from their local headers: one broken header
+    is that file damaged, the others still checked, and the banner comes to rest."""
+    package = export_sample(service, tmp_path)
+    archive = package.folder / "IMAGES.zip"
+    with zipfile.ZipFile(archive) as zf:
+        info = [i for i in zf.infolist() if i.filename.startswith("PT")][1]
+    raw = bytearray(archive.read_bytes())
+    raw[info.header_offset] ^= 0xFF  # its signature
+    archive.write_bytes(bytes(raw))
+    pick(opened, [archive])
+    assert opened.page.evaluate(OPEN, package.passphrase)["ok"]
+    summary = checked(opened)
+    assert summary["state"] == "warning"
+    assert [(p["path"], p["problem"]) for p in summary["problems"]] == [(info.filename, "damaged")]
+    shown = opened.page.evaluate("""async (r) => { try { await src.instance(r); return 'shown'; }
+        catch (e) { return e.code; } }""", info.filename)
+    assert shown == "damaged"
