@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, cast
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from kiosk.dicom import header_scan, pixel_data
@@ -411,7 +412,7 @@ def _read_header(fp: BinaryIO, *, force: bool, max_reads: int, deadline: Deadlin
             implicit, little = ds.original_encoding
             ts = {(True, True): "1.2.840.10008.1.2", (False, True): "1.2.840.10008.1.2.1",
                   (False, False): "1.2.840.10008.1.2.2"}.get((bool(implicit), bool(little)), "")
-        return _build_header(ds.get, meta.get, patient_name_raw=raw_name, charset=charset,
+        return _build_header(_undeferred(ds), meta.get, patient_name_raw=raw_name, charset=charset,
                              transfer_syntax=ts, pixel_offset=pixel_offset,
                              deflated_at=deflated_at)
     except TimeLimitReached:
@@ -422,6 +423,25 @@ def _read_header(fp: BinaryIO, *, force: bool, max_reads: int, deadline: Deadlin
         raise NotReadable(f"damaged deflated data set: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - untrusted input: any pydicom failure is "unreadable"
         raise NotReadable(_reason(exc)) from None
+
+
+def _undeferred(ds: Dataset) -> Callable[..., object]:
+    """``ds.get`` for the header's fields, a value pydicom deferred counting as absent.
+
+    A value over the 1 MB ``defer_size`` is never a real header value (a damaged length), and
+    reading it back differs by source: a plain file is read again at its offset, an inflated
+    stream cannot be. As absent, the fields fall back the same way for both (a SOP Class UID to
+    the File Meta's).
+    """
+
+    def get(keyword: str, default: object = None) -> object:
+        elem = ds.get_item(Tag(keyword), keep_deferred=True)
+        if elem is None or (isinstance(elem, RawDataElement) and elem.value is None
+                            and elem.length):
+            return default
+        return ds.get(keyword, default)
+
+    return get
 
 
 def _read_dataset(fp: BinaryIO, force: bool, max_reads: int, deadline: Deadline

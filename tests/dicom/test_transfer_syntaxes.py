@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pydicom.data
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -433,6 +433,9 @@ def _comparable(header: InstanceHeader) -> InstanceHeader:
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2), cut=st.floats(0, 1), junk=st.binary(min_size=0, max_size=6),
        where=st.floats(0, 1, exclude_max=True))
+# A VR byte made invalid: the length becomes 4 bytes (1.7 MB), deferred; read back from the
+# plain file it was the rest of the file, from the inflated stream the File Meta's UID.
+@example(seed=1, cut=0.0, junk=b"\x00", where=0.03515625)
 def test_a_deflated_header_reads_like_the_same_data_set_undeflated(
         seed: int, cut: float, junk: bytes, where: float) -> None:
     plain = _plain_seeds()[seed]
