@@ -514,7 +514,9 @@ class Importer:
         report["quirks"] = count_quirks(report, filesystem=source.filesystem,
                                         per_instance=run.quirks)
         report["issuer"] = issuer(
-            run.institutions, [d.fileset_id for d in run.dicomdirs], source.label,
+            # The medium's own DICOMDIR first (the shallowest), whatever order they were read in.
+            run.institutions, [d.fileset_id for d in sorted(
+                run.dicomdirs, key=lambda d: (d.path.count("/"), d.path))], source.label,
             [w for p in patients.values()
              for w in (*p["name"].replace("^", " ").replace("=", " ").split(),
                        p["patient_id"], p["birth_date"])])
