@@ -614,12 +614,21 @@ class KioskService:
         """Hash a plain ``ui.admin_pin`` when no PIN is stored yet (see :meth:`PinGuard`)."""
         return self.pin_guard.migrate_plain(self.config.ui.admin_pin)
 
-    def sync_queue(self) -> list[dict[str, Any]]:
-        """Outbox jobs of the configured cloud, oldest first (Admin's sync queue)."""
+    def sync_queue(self, recent_cases: int = 50) -> list[dict[str, Any]]:
+        """Outbox jobs of the configured cloud, oldest first (Admin's sync queue).
+
+        Every job not done yet, and the finished ones of the ``recent_cases`` newest cases:
+        the history of every upload ever made is not read for a screen.
+        """
         syncer = self.syncer
         if syncer.cloud is None:
             return []
-        return syncer.outbox.jobs(destination=syncer.destination)
+        jobs = {j["job_id"]: j for j in syncer.outbox.waiting(destination=syncer.destination)}
+        for case in self.case_summaries(limit=recent_cases):
+            for job in syncer.outbox.jobs(case_id=case["case_id"],
+                                          destination=syncer.destination):
+                jobs.setdefault(job["job_id"], job)
+        return sorted(jobs.values(), key=lambda j: (j.get("created_ts", 0.0), j["job_id"]))
 
     def recent_audit(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` audit entries, newest last (ids and hashes only)."""

@@ -198,9 +198,14 @@ class Database:
             return self._db
         return TinyDB(path, storage=AtomicJSONStorage)
 
+    def _apart(self, table: str, fields: dict[str, Any]) -> list[Any]:
+        """The bucket tables of a table kept apart that may hold documents with ``fields``."""
+        field = SEPARATE[table]
+        if field in fields:
+            return [self._tiny(self.paths.table_file(table, str(fields[field]))).table(table)]
+        return [self._tiny(p).table(table) for p in self.paths.table_files(table) if p.exists()]
+
     def _global(self, table: str) -> Any:
-        if table in SEPARATE:
-            return self._tiny(self.paths.table_file(table)).table(table)
         t = self._db.table(table)
         # tinydb caches search results per table and only forgets them on its own writes;
         # another process (the CLI beside the app) may have rewritten the file since.
@@ -237,6 +242,9 @@ class Database:
     def find(self, table: str, **key: Any) -> list[dict[str, Any]]:
         """Return every document matching ``key`` (all documents when ``key`` is empty)."""
         with self.transaction():
+            if table in SEPARATE:
+                return [dict(d) for t in self._apart(table, key)
+                        for d in (t.all() if not key else t.search(self._cond(key)))]
             if table not in PARTITIONED:
                 t = self._global(table)
                 return [dict(d) for d in (t.all() if not key else t.search(self._cond(key)))]
@@ -275,6 +283,9 @@ class Database:
         """Append a document."""
         with self.transaction():
             case_id = doc.get("case_id")
+            if table in SEPARATE:
+                self._apart(table, doc)[0].insert(doc)
+                return
             if table not in PARTITIONED or not isinstance(case_id, str):
                 self._global(table).insert(doc)
                 return
@@ -293,6 +304,9 @@ class Database:
     def upsert(self, table: str, doc: dict[str, Any], **key: Any) -> None:
         """Insert ``doc`` or replace the fields of the document matching ``key``."""
         with self.transaction():
+            if table in SEPARATE:
+                self._apart(table, key | doc)[0].upsert(doc, self._cond(key))
+                return
             if table not in PARTITIONED:
                 self._global(table).upsert(doc, self._cond(key))
                 return
@@ -309,6 +323,9 @@ class Database:
         A changed ``case_id`` moves the document to that case's file.
         """
         with self.transaction():
+            if table in SEPARATE:
+                return sum(len(t.update(fields, self._cond(key)))
+                           for t in self._apart(table, key))
             if table not in PARTITIONED:
                 return len(self._global(table).update(fields, self._cond(key)))
             changed = 0
@@ -344,6 +361,8 @@ class Database:
     def remove(self, table: str, **key: Any) -> int:
         """Delete the documents matching ``key``; return how many."""
         with self.transaction():
+            if table in SEPARATE:
+                return sum(len(t.remove(self._cond(key))) for t in self._apart(table, key))
             if table not in PARTITIONED:
                 return len(self._global(table).remove(self._cond(key)))
             removed = 0

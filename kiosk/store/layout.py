@@ -34,9 +34,10 @@ ID_FIELDS = {"jobs": "job_id", "outbox": "job_id", "reports": "report_id"}
 #: States mirrored into ``kiosk.json`` so they are found without opening every case.
 ACTIVE_STATES = {"jobs": frozenset({"running"}),
                  "outbox": frozenset({"pending", "in_flight", "retry", "failed"})}
-#: Global tables kept in a file of their own (``index/<table>.json``): they grow with the
-#: hospitals seen, and must not make every write to ``kiosk.json`` (the mirror) grow with them.
-SEPARATE = frozenset({"hospitals"})
+#: Global tables kept in buckets of their own (``index/<table>-<b>.json``), by the key field
+#: named here: they grow with the hospitals seen (an unnamed disc's issuer is its label), and
+#: must make neither ``kiosk.json`` (the mirror) nor one import's write grow with them.
+SEPARATE = {"hospitals": "issuer"}
 #: Tables whose changes change a case's index row.
 SUMMARISED = frozenset({"cases", "studies", "reports", "outbox"})
 #: A write rewrites one bucket (N/64 rows); a listing checks 64 signatures.
@@ -94,9 +95,13 @@ class Paths:
         """:meth:`index_buckets` as strings (for ``os.stat`` in a tight loop)."""
         return self._bucket_names
 
-    def table_file(self, table: str) -> Path:
-        """The file of a global table kept apart (:data:`SEPARATE`)."""
-        return self.index_dir / f"{table}.json"
+    def table_file(self, table: str, value: str) -> Path:
+        """The bucket of a global table kept apart (:data:`SEPARATE`) holding ``value``."""
+        return self.index_dir / f"{table}-{bucket(id_key(table, value))}.json"
+
+    def table_files(self, table: str) -> list[Path]:
+        """Every bucket of a global table kept apart, present or not."""
+        return [self.index_dir / f"{table}-{b:02d}.json" for b in range(BUCKETS)]
 
     def index_bucket(self, case_id: str) -> Path:
         """The index bucket holding ``case_id``'s row."""

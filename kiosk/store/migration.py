@@ -4,7 +4,7 @@ Runs in place on the first start of this release, under the database lock:
 
 1. the old ``kiosk.json`` is copied, durably, to ``kiosk.json.layout1.bak`` (once);
 2. from that copy, every case's records are written to ``cases/<name>.json``, the id
-   locators to ``index/ids-*.json`` and the hospital cards to ``index/hospitals.json``
+   locators to ``index/ids-*.json`` and the hospital cards to ``index/hospitals-*.json``
    (leftovers of an interrupted attempt are cleared first),
    then one ``syncfs`` makes them durable;
 3. ``kiosk.json`` is replaced, atomically, by the global tables plus the layout marker. This
@@ -146,9 +146,13 @@ def upgrade(paths: Paths, now: str) -> bool:
         _write_unsynced(paths.case_file(case_id), dumps(tables))
     for path, docs in ids.items():
         _write_unsynced(path, dumps({"ids": docs}))
-    for table in sorted(SEPARATE):
-        if table in global_tables:
-            _write_unsynced(paths.table_file(table), dumps({table: global_tables.pop(table)}))
+    for table, field in sorted(SEPARATE.items()):
+        parts: dict[Path, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for doc in global_tables.pop(table, {}).values():
+            part = parts[paths.table_file(table, str(doc.get(field)))]
+            part[str(len(part) + 1)] = doc
+        for path, docs in parts.items():
+            _write_unsynced(path, dumps({table: docs}))
     syncfs(paths.cases_dir)
     fsync_dir(paths.cases_dir)
     fsync_dir(paths.index_dir)
