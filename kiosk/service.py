@@ -263,6 +263,12 @@ class KioskService:
         :meth:`Catalog.case_summaries`: ``limit``, ``since``, ``find``, ``offset``)."""
         return self.catalog.case_summaries(limit=limit, since=since, find=find, offset=offset)
 
+    def encoded_summaries(self, encode: Callable[[dict[str, Any]], str], *,
+                          since: str | None = None) -> list[str]:
+        """Every case summary, newest first, as ``encode`` makes it a string (flat memory: see
+        :meth:`Catalog.encoded_summaries`)."""
+        return self.catalog.encoded_summaries(encode, since=since)
+
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""
         return self.catalog.count_cases(since=since, find=find)

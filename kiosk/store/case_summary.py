@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
@@ -83,6 +84,15 @@ def epoch(iso: str | None) -> float | None:
         return None
 
 
+def newest_first(row: dict[str, Any]) -> tuple[str, float, str]:
+    """The sort key of index rows, newest last (sort with ``reverse=True``).
+
+    Within one second, the order they were made in (cases of layout 1: by number).
+    """
+    return (row.get("created") or "", row.get("x", {}).get("created_ts") or 0.0,
+            row["case_id"])
+
+
 class CaseView:
     """The index rows newest first, searchable as you type.
 
@@ -92,9 +102,7 @@ class CaseView:
     """
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
-        # Within one second, the order they were made in (cases of layout 1: by number).
-        self.rows = sorted(rows, reverse=True, key=lambda r: (
-            r.get("created") or "", r.get("x", {}).get("created_ts") or 0.0, r["case_id"]))
+        self.rows = sorted(rows, reverse=True, key=newest_first)
         texts = [r.get("x", {}).get("search", "").replace("\0", " ") for r in self.rows]
         self._corpus = "\0".join(texts)
         self._starts = []
@@ -118,11 +126,42 @@ class CaseView:
         return sorted(hits or ())
 
 
+class _Parsed:
+    """The last few small JSON blobs parsed into sets, by hash.
+
+    A blob never changes under its hash, so an upload's item list or a study's manifest is
+    parsed once, not again on every write to its case (claiming a job, a progress save): the
+    index row's upload state would otherwise cost more the more jobs a case has run.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._sets: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+
+    def get(self, store: BlobStore, sha256: str, kind: str) -> frozenset[str]:
+        """``sent`` (the SOP UIDs of an item list) or ``verified`` (a manifest's) of a blob."""
+        key = (str(store.blobs_dir), f"{kind}:{sha256}")
+        found = self._sets.get(key)
+        if found is None:
+            rows = json.loads(store.read_bytes(sha256))
+            found = frozenset(sop for sop, _sha in rows) if kind == "sent" else frozenset(
+                r["sop_instance_uid"] for r in rows if r.get("verified"))
+            self._sets[key] = found
+            if len(self._sets) > self.size:
+                self._sets.popitem(last=False)
+        else:
+            self._sets.move_to_end(key)
+        return found
+
+
+_PARSED = _Parsed()
+
+
 def _upload_items(outbox: list[dict[str, Any]], store: BlobStore) -> set[str]:
     sent: set[str] = set()
     for job in outbox:
         if job.get("items") and store.has(job["items"]):
-            sent |= {sop for sop, _sha in json.loads(store.read_bytes(job["items"]))}
+            sent |= _PARSED.get(store, job["items"], "sent")
     return sent
 
 
@@ -142,8 +181,7 @@ def upload_summary(studies: list[dict[str, Any]], reports: list[dict[str, Any]],
     sent = _upload_items(done, store)
     wanted: set[str] = set()
     for study in studies:
-        rows = json.loads(store.read_bytes(study["manifest"]))
-        wanted |= {r["sop_instance_uid"] for r in rows if r.get("verified")}
+        wanted |= _PARSED.get(store, study["manifest"], "verified")
     wanted |= {str(r["sop_instance_uid"]) for r in reports
                if r.get("upload") and r.get("dicom_sha256") and r.get("study_uid")
                and r.get("sop_instance_uid")}

@@ -13,12 +13,12 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.case_summary import CaseView, public, summary_row
+from kiosk.store.case_summary import CaseView, newest_first, public, summary_row
 from kiosk.store.database import CaseDocs, Database
 from kiosk.store.import_split import divide_report
 from kiosk.system.liveness import boot_id, claim_alive
@@ -165,6 +165,19 @@ class Catalog:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def encoded_summaries(self, encode: Callable[[dict[str, Any]], str], *,
+                          since: str | None = None) -> list[str]:
+        """Every case summary (on or after ``since``), newest first, each made a string.
+
+        For a listing of every case (``kiosk cases --json``): the index is read a bucket at a
+        time and each row kept only as ``encode(summary)``, so memory stays flat with the
+        number of cases (the rows as Python objects would be ~3 kB a case).
+        """
+        keyed = [(newest_first(row), encode(public(row))) for row in self.db.iter_index_rows()
+                 if not since or (row.get("created") or "") >= since]
+        keyed.sort(reverse=True, key=lambda k: k[0])
+        return [text for _key, text in keyed]
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""

@@ -505,7 +505,8 @@ class Database:
         else:
             t.upsert(row, q)
 
-    def _bucket_rows(self, path: Path) -> list[dict[str, Any]]:
+    def _bucket_rows(self, path: Path, *, keep: bool = True) -> list[dict[str, Any]]:
+        """One bucket's rows; kept for the next call unless ``keep`` is False."""
         sig = _signature(path)
         if sig is None:
             return []
@@ -513,8 +514,25 @@ class Database:
         if cached is not None and cached[0] == sig:
             return cached[1]
         rows = list((migration.load(path) or {}).get("rows", {}).values())
-        self._bucket_cache[path] = (sig, rows)
+        if keep:
+            self._bucket_cache[path] = (sig, rows)
         return rows
+
+    def iter_index_rows(self) -> Iterator[dict[str, Any]]:
+        """Every case's index row, bucket by bucket, none kept (callers must not change them).
+
+        For a caller that looks at each row once (``kiosk cases --json``): only one bucket's
+        rows are in memory at a time, so a listing's memory does not grow with the cases.
+        """
+        with self.transaction():
+            self._heal_once()
+            for bucket in self.paths.index_buckets():
+                yield from self._bucket_rows(bucket, keep=False)
+
+    def _heal_once(self) -> None:
+        if not self._healed:
+            self._heal()
+            self._healed = True
 
     def index_rows(self) -> list[dict[str, Any]]:
         """Every case's index row (callers must not change them).
@@ -528,9 +546,7 @@ class Database:
     def index_snapshot(self) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
         """``(version, rows)``: the version changes whenever any row may have changed."""
         with self.transaction():
-            if not self._healed:
-                self._heal()
-                self._healed = True
+            self._heal_once()
             version = self._bucket_version()
             if self._rows is not None and self._rows[0] == version:
                 return self._rows
@@ -558,15 +574,15 @@ class Database:
         (the retention sweep's order of settled cases).
         """
         with self.transaction():
-            if not self._healed:
-                self._heal()
-                self._healed = True
+            self._heal_once()
             return [(sig, self._bucket_rows(path) if sig is not None else [])
                     for sig, path in zip(self._bucket_version(), self.paths.index_buckets(),
                                          strict=True)]
 
     def _heal(self) -> None:
-        rows = self._load_rows()
+        # Only each row's case file signature is kept: the rows themselves are not needed.
+        rows = {r["case_id"]: r.get("sig") for path in self.paths.index_buckets()
+                for r in self._bucket_rows(path, keep=False)}
         files: dict[str, Signature] = {}
         with os.scandir(self.paths.cases_dir) as entries:
             for entry in entries:
@@ -575,10 +591,10 @@ class Database:
                     files[entry.name] = [st.st_ino, st.st_size, st.st_mtime_ns]
         stale = set()
         named = set()
-        for case_id, row in rows.items():
+        for case_id, sig in rows.items():
             name = case_file_name(case_id)
             named.add(name)
-            if files.get(name) != row.get("sig"):
+            if files.get(name) != sig:
                 stale.add(case_id)
         for name in files.keys() - named:
             docs = CaseDocs("", migration.load(self.paths.cases_dir / name) or {})
@@ -588,12 +604,6 @@ class Database:
                 stale.add(owner)
         for case_id in sorted(stale):
             self._refresh_row(case_id)
-
-    def _load_rows(self) -> dict[str, dict[str, Any]]:
-        rows: dict[str, dict[str, Any]] = {}
-        for path in self.paths.index_buckets():
-            rows.update({r["case_id"]: r for r in self._bucket_rows(path)})
-        return rows
 
     def index_row(self, case_id: str) -> dict[str, Any] | None:
         """One case's index row, or None (read from its bucket only)."""

@@ -1,0 +1,50 @@
+"""``kiosk cases``: ``--json`` prints every summary as before; --limit, --since, --find."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from kiosk.bootstrap import build_service
+from kiosk.cli.main import main
+from kiosk.samples.bulk import write_study
+
+
+def _cases(data: Path, *extra: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["--data-dir", str(data), "cases", *extra])
+    return code, out.getvalue()
+
+
+def test_kiosk_cases_json_lists_every_summary_and_the_filters_narrow_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service = build_service(data_dir=data, env={})
+    ids = []
+    for n in range(4):
+        medium = tmp_path / f"m{n}"
+        write_study(medium, instances=1, rows=8, columns=8, seed=n + 1, patient_id=f"P{n}",
+                    patient_name=f"DOE^NUMBER{n}")
+        ids.append(service.import_path(medium)["case_id"])
+    code, text = _cases(data, "--json")
+    assert code == 0
+    # The streamed listing is the same document the service gives, newest first.
+    assert json.loads(text) == {"cases": service.case_summaries()}
+    assert [c["case_id"] for c in json.loads(text)["cases"]] == ids[::-1]
+    code, text = _cases(data, "--json", "--limit", "2")
+    assert [c["case_id"] for c in json.loads(text)["cases"]] == ids[::-1][:2]
+    code, text = _cases(data, "--json", "--find", "number2")
+    assert [c["case_id"] for c in json.loads(text)["cases"]] == [ids[2]]
+    code, text = _cases(data, "--json", "--since", "2999-01-01")
+    assert json.loads(text) == {"cases": []}
+    code, text = _cases(data, "--find", "nobody-like-this")
+    assert code == 0 and "No case matches" in text
+    code, text = _cases(data, "--limit", "1")
+    assert ids[-1] in text and ids[0] not in text
+
+
+def test_kiosk_cases_json_on_an_empty_kiosk_is_an_empty_list(tmp_path: Path) -> None:
+    code, text = _cases(tmp_path / "data", "--json")
+    assert code == 0 and json.loads(text) == {"cases": []}
