@@ -505,9 +505,13 @@ class Database:
         else:
             t.upsert(row, q)
 
-    def _bucket_rows(self, path: Path, *, keep: bool = True) -> list[dict[str, Any]]:
-        """One bucket's rows; kept for the next call unless ``keep`` is False."""
-        sig = _signature(path)
+    def _bucket_rows(self, path: Path, *, keep: bool = True,
+                     sig: Signature | None = None) -> list[dict[str, Any]]:
+        """One bucket's rows; kept for the next call unless ``keep`` is False.
+
+        ``sig``: the bucket's signature when the caller has just taken it (no second stat).
+        """
+        sig = sig or _signature(path)
         if sig is None:
             return []
         cached = self._bucket_cache.get(path)
@@ -575,7 +579,7 @@ class Database:
         """
         with self.transaction():
             self._heal_once()
-            return [(sig, self._bucket_rows(path) if sig is not None else [])
+            return [(sig, self._bucket_rows(path, sig=list(sig)) if sig is not None else [])
                     for sig, path in zip(self._bucket_version(), self.paths.index_buckets(),
                                          strict=True)]
 
