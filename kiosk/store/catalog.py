@@ -8,6 +8,7 @@ study then costs one blob and one small document, not 10,000 documents rewritten
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import os
 import secrets
@@ -112,6 +113,9 @@ class Catalog:
             self._view = (version, CaseView(rows))
         return self._view[1]
 
+    def _view_current(self) -> bool:
+        return self._view is not None and self._view[0] == self.db.index_snapshot()[0]
+
     def settled_before(self, cutoff: float) -> list[str]:
         """Cases delivered and uploaded, the later of the two before ``cutoff``, oldest first.
 
@@ -151,6 +155,12 @@ class Catalog:
         offset : int
             Skip this many of the matching cases first (paging).
         """
+        if not find and not since and limit is not None and not self._view_current():
+            # The newest page (Home at start-up, after any write): a partial selection over
+            # the rows, not a sort of every case and a search corpus nobody asked for yet.
+            rows = self.db.index_snapshot()[1]
+            top = heapq.nlargest(offset + limit, rows, key=newest_first)[offset:]
+            return [public(row) for row in top]
         view = self.view()
         out = []
         skipped = 0
@@ -181,6 +191,8 @@ class Catalog:
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""
+        if not since and not find:
+            return len(self.db.index_snapshot()[1])
         view = self.view()
         if not since:
             return len(view.found(find)) if find else len(view.rows)
