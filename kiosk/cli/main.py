@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kiosk import __version__
+from kiosk.cli import gateway as gateway_cli
 from kiosk.errors import KioskError, UsageError
 from kiosk.ingest.identity import patient_ids
 from kiosk.sources.scan_limits import format_bytes
@@ -108,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("doctor", "check udev, mounts, printer, disk space, cloud reachability")
     p = add("hospitals", "quirks seen per issuing hospital (no patient data)")
     p.add_argument("--json", action="store_true")
+    gateway_cli.add_arguments(add("gateway", "the office gateway (an Orthanc plugin): write "
+                                             "its configuration (docs/gateway.md)"))
     return parser
 
 
@@ -451,6 +454,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "retention": _lazy("kiosk.cli.security", "cmd_retention"),
     "doctor": _lazy("kiosk.cli.media", "cmd_doctor"),
     "hospitals": _lazy("kiosk.cli.hospitals", "cmd_hospitals"),
+    "gateway": _lazy("kiosk.cli.gateway", "cmd_gateway"),
 }
 
 
