@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -68,14 +69,62 @@ class Answer:
         return json.loads(self.body)
 
 
-class RealGateway:
+class GatewayClient:
+    """HTTP to a gateway (directly, or through nginx with TLS) with ``urllib``."""
+
+    def __init__(self, url: str, context: ssl.SSLContext | None = None) -> None:
+        self.url = url
+        self._opener = (_PLAIN if context is None else urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _NoRedirect(),
+            urllib.request.HTTPSHandler(context=context)))
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Answer:
+        """One request; errors are answers too."""
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with self._opener.open(req, timeout=30) as response:
+                return Answer(response.status, response.read(), dict(response.headers))
+        except urllib.error.HTTPError as exc:
+            return Answer(exc.code, exc.read(), dict(exc.headers))
+
+    @staticmethod
+    def kiosk_auth() -> str:
+        """The kiosk's ``Authorization`` header value."""
+        return basic(KIOSK_USER, KIOSK_PASSWORD)
+
+    def kiosk(self, method: str, path: str, data: Any = None) -> Answer:
+        """A request with the kiosk's credentials (JSON body)."""
+        body = None if data is None else json.dumps(data).encode()
+        return self.request(method, path, body, {"Authorization": self.kiosk_auth(),
+                                                 "Content-Type": "application/json"})
+
+    def admin(self, method: str, path: str, body: bytes | None = None) -> Answer:
+        """A request with the office's admin credentials."""
+        return self.request(method, path, body,
+                            {"Authorization": basic(ADMIN_USER, ADMIN_PASSWORD)})
+
+    def stow(self, files: list[Path]) -> Answer:
+        """STOW-RS the files with the kiosk's credentials, as a kiosk uploads."""
+        boundary = uuid.uuid4().hex
+        parts = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom"
+                         b"\r\n\r\n" + f.read_bytes() + b"\r\n" for f in files)
+        body = parts + b"--" + boundary.encode() + b"--\r\n"
+        return self.request("POST", "/dicom-web/studies", body, {
+            "Authorization": basic(KIOSK_USER, KIOSK_PASSWORD),
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            "Accept": "application/dicom+json"})
+
+
+class RealGateway(GatewayClient):
     """One Orthanc process started from ``kiosk gateway config`` output."""
 
     def __init__(self, folder: Path, keys: list[KioskKey], *, database: str | None = None,
                  extra: tuple[str, ...] = ()) -> None:
         self.folder = folder
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         keys_dir = folder / "keys"
         keys_dir.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "kiosk.cli.main", "gateway", "config",
@@ -91,6 +140,21 @@ class RealGateway:
                                             timeout=60).stdout
         self.config = folder / "gw" / "orthanc.json"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def twin(self, name: str) -> RealGateway:
+        """A second Orthanc process of the same office: a copy of the file, another port."""
+        twin = object.__new__(RealGateway)
+        twin.folder = self.folder / name
+        twin.folder.mkdir()
+        twin.port = free_port()
+        GatewayClient.__init__(twin, f"http://127.0.0.1:{twin.port}")
+        settings = json.loads(self.config.read_text())
+        settings["HttpPort"] = twin.port
+        twin.config = twin.folder / "orthanc.json"
+        twin.config.write_text(json.dumps(settings), encoding="utf-8")
+        twin.config_output = self.config_output
+        twin.proc = None
+        return twin
 
     def start(self, timeout: float = 30.0) -> None:
         """Start Orthanc and wait until the gateway's door answers."""
@@ -123,44 +187,6 @@ class RealGateway:
         """Orthanc's log so far."""
         path = self.folder / "orthanc.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Answer:
-        """One request; errors are answers too."""
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers=headers or {})
-        try:
-            with _PLAIN.open(req, timeout=30) as response:
-                return Answer(response.status, response.read(), dict(response.headers))
-        except urllib.error.HTTPError as exc:
-            return Answer(exc.code, exc.read(), dict(exc.headers))
-
-    @staticmethod
-    def kiosk_auth() -> str:
-        """The kiosk's ``Authorization`` header value."""
-        return basic(KIOSK_USER, KIOSK_PASSWORD)
-
-    def kiosk(self, method: str, path: str, data: Any = None) -> Answer:
-        """A request with the kiosk's credentials (JSON body)."""
-        body = None if data is None else json.dumps(data).encode()
-        return self.request(method, path, body, {"Authorization": self.kiosk_auth(),
-                                                 "Content-Type": "application/json"})
-
-    def admin(self, method: str, path: str, body: bytes | None = None) -> Answer:
-        """A request with the office's admin credentials."""
-        return self.request(method, path, body,
-                            {"Authorization": basic(ADMIN_USER, ADMIN_PASSWORD)})
-
-    def stow(self, files: list[Path]) -> Answer:
-        """STOW-RS the files with the kiosk's credentials, as a kiosk uploads."""
-        boundary = uuid.uuid4().hex
-        parts = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom"
-                         b"\r\n\r\n" + f.read_bytes() + b"\r\n" for f in files)
-        body = parts + b"--" + boundary.encode() + b"--\r\n"
-        return self.request("POST", "/dicom-web/studies", body, {
-            "Authorization": basic(KIOSK_USER, KIOSK_PASSWORD),
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json"})
 
 
 def start_gateway(folder: Path, keys: list[KioskKey], **kwargs: Any) -> RealGateway:
