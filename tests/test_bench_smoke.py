@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 def _run(script: str, *args: str) -> str:
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.stdout
 
@@ -84,4 +84,19 @@ def test_quick_scale_benchmark_prints_ratios_to_case_1_rss_and_size(tmp_path: Pa
     assert re.search(r"kiosk audit verify over 2000 entries: \d+\.\d+ s", out), out
     assert re.search(r"(PASS|MISS)\s+peak RSS of kiosk cases --json: \d+ MB", out), out
     assert re.search(r"(PASS|MISS)\s+Home list on screen: \d+\.\d+ s after start-up", out), out
+    assert "Traceback" not in out, out
+
+
+@pytest.mark.skipif(not (BENCH / "gateway.py").exists(), reason="bench/gateway.py not present")
+def test_quick_gateway_benchmark_prints_first_image_times_and_ratios(tmp_path: Path) -> None:
+    from tests.gateway.real_gateway import missing_parts
+    if missing_parts():
+        pytest.skip(missing_parts())
+    out = _run("gateway.py", "--workdir", str(tmp_path))
+    for procs in (1, 2):
+        for who in ("plain", "gateway"):
+            assert re.search(rf"^\s+{procs}\s+4\s+{who}\s+\d+\.\d+\s+\d+\.\d+\s+\d+\s+"
+                             rf"\d+\.\d+\s+0$", out, re.M), (procs, who, out)
+        assert re.search(rf"(PASS|MISS)  ratio gateway/plain p50 first image \({procs} proc, "
+                         r"4 phones, 2 pairs\): \d+\.\d+x", out), out
     assert "Traceback" not in out, out

@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="phone requests a minute from one client (default 1200)")
     p.add_argument("--limit-share", type=int, metavar="N",
                    help="phone requests a minute to one share (default 6000)")
+    p.add_argument("--limit-client-sessions", type=int, metavar="N",
+                   help="link openings (passcode tries included) a minute from one client "
+                        "(default 10; raise it when many phones share one address)")
 
 
 def _read_key(path: str) -> str:
@@ -50,8 +53,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from kiosk.gateway.settings import Limits
 
     defaults = Limits()
+    for name in ("limit_client", "limit_share", "limit_client_sessions"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least 1 (requests a minute).")
     limits = Limits(client=args.limit_client or defaults.client,
-                    share=args.limit_share or defaults.share)
+                    share=args.limit_share or defaults.share,
+                    client_sessions=args.limit_client_sessions or defaults.client_sessions)
     files = write_gateway_config(
         Path(args.out), public_url=args.public_url, http_port=args.http_port,
         kiosk_user=args.kiosk_user, kiosk_password=args.kiosk_password,

@@ -196,12 +196,17 @@ class ShareStore:
     ----------
     url : str
         ``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST:PORT/DB``.
+    connections : int
+        Connections this process opens at most (requests beyond wait their turn).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connections: int = 8) -> None:
         self._engine = _engine(url)
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        # At most this many connections at once, whatever Orthanc's HTTP threads do: every
+        # Orthanc process of the office shares the server's max_connections.
+        self._slots = threading.BoundedSemaphore(connections)
         self._closed = False
         self._create_schema()
 
@@ -213,10 +218,16 @@ class ShareStore:
     @contextlib.contextmanager
     def _conn(self) -> Iterator[Any]:
         """A pooled connection; one that broke (PostgreSQL dropped it) is closed, not reused."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._engine.connect()
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._engine.connect()
+            with self._held(conn) as held:
+                yield held
+
+    @contextlib.contextmanager
+    def _held(self, conn: Any) -> Iterator[Any]:
         try:
             yield conn
         except BaseException as exc:
