@@ -488,7 +488,16 @@ class Database:
             path.unlink(missing_ok=True)
             fsync_dir(path.parent)
 
-    def _refresh_row(self, case_id: str) -> None:
+    def _refresh_row(self, case_id: str, *, heal: bool = False) -> None:
+        """Bring the case's index row up to date after a write to its case file.
+
+        The bucket is rewritten only when the summary changed: most writes (an upload's
+        progress, a job claimed or finished) leave it as it was, and a bucket holds N/64 rows.
+        The row's ``sig`` (the case file's signature when the row was made) then lags behind
+        the file, which the next start's heal sees as a row to re-check: that re-check
+        (``heal=True``) writes the current signature even when the summary is the same, so
+        each touched case costs one re-check, once.
+        """
         path = self.paths.case_file(case_id)
         row = self.summarise(self.case_docs(case_id))
         bucket = self.paths.index_bucket(case_id)
@@ -497,7 +506,10 @@ class Database:
         if row is not None:
             row = row | {"case_id": case_id, "sig": _signature(path)}
         if row == before:
-            return  # most writes (an upload's progress, a job's end) leave the row as it was
+            return
+        if not heal and row is not None and before is not None and \
+                {**row, "sig": None} == {**before, "sig": None}:
+            return
         t = self._tiny(bucket).table("rows")
         q = Query().case_id == case_id
         if row is None:
@@ -607,7 +619,7 @@ class Database:
             if owner is not None:
                 stale.add(owner)
         for case_id in sorted(stale):
-            self._refresh_row(case_id)
+            self._refresh_row(case_id, heal=True)
 
     def index_row(self, case_id: str) -> dict[str, Any] | None:
         """One case's index row, or None (read from its bucket only)."""

@@ -127,6 +127,41 @@ def test_choosing_the_next_upload_opens_no_case_but_the_chosen_one(
     assert outbox.counts("d")["done"] == 40 and outbox.counts("d")["in_flight"] == 1
 
 
+def test_a_write_that_leaves_the_summary_alone_rewrites_no_bucket_and_heals_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "tmp").mkdir()
+    store = BlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    Catalog(db, store)
+    outbox = Outbox(db, store)
+    db.insert("cases", {"case_id": "C1", "created": "2026-12-07T00:00:00Z"})
+    job_id = outbox.enqueue_upload(destination="d", case_id="C1", study_uid="s", items=[],
+                                   fingerprint="f")
+    row = dict(db.index_row("C1") or {})
+    bucket = db.paths.index_bucket("C1")
+    before = (bucket.stat().st_ino, bucket.stat().st_mtime_ns)
+    outbox.save(job_id, cursor=3)  # progress: the case file changes, its summary does not
+    assert (bucket.stat().st_ino, bucket.stat().st_mtime_ns) == before
+    assert db.index_row("C1") == row
+
+    healed: list[str] = []
+    real = Database._refresh_row
+
+    def spy(self: Database, case_id: str, *, heal: bool = False) -> None:
+        if heal:
+            healed.append(case_id)
+        real(self, case_id, heal=heal)
+
+    monkeypatch.setattr(Database, "_refresh_row", spy)
+    Catalog(_db(tmp_path), store).case_summaries()  # the next start re-checks C1, once
+    assert healed == ["C1"]
+    assert db.index_row("C1") is not None
+    Catalog(_db(tmp_path), store).case_summaries()  # and the one after has nothing to do
+    assert healed == ["C1"]
+    assert {r["case_id"] for r in _db(tmp_path).index_rows()} == {"C1"}
+
+
 def test_audit_verify_streams_a_long_trail_in_flat_memory_and_the_tail_reads_the_end(
         tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
