@@ -2,7 +2,10 @@
 // WebAssembly inlined, since a file:// page can fetch none of its siblings) and LICENSES.TXT
 // listing every npm package whose code went into it.
 //
-//   node build.mjs            -> ../dist/OPEN_IMAGES.html, ../dist/LICENSES.TXT
+//   node build.mjs            -> ../dist/OPEN_IMAGES.html, ../dist/SHARE.html, ../dist/LICENSES.TXT
+//
+// SHARE.html is the phone page the office gateway serves at /s/{id} (src/share.js, share.html,
+// style.css + share.css): the same viewer on DICOMweb, self-contained in the same way.
 //
 // Imports the sources can use besides ordinary ones:
 //   import code from "worker:./path.js"   the file bundled on its own, as a string (blob: worker)
@@ -102,6 +105,21 @@ if (page.includes("/*SCRIPT*/") || !template.includes("/*SCRIPT*/")) throw new E
 const size = Buffer.byteLength(page);
 if (size > PAGE_LIMIT) throw new Error(`OPEN_IMAGES.html is ${size} bytes, over the ${PAGE_LIMIT}-byte budget`);
 
+// 2b. The gateway's phone page: its own entry point, the same inlining.
+const shareBuild = await esbuild.build({
+  ...common, entryPoints: [path.join(src, "share.js")], write: false,
+  plugins: [workerPlugin, wasmPlugin],
+});
+note(shareBuild.metafile);
+const shareStyle = (style + "\n" + fs.readFileSync(path.join(src, "share.css"), "utf8")).replaceAll("</style", "<\\/style");
+const shareTemplate = fs.readFileSync(path.join(src, "share.html"), "utf8");
+if (!shareTemplate.includes("/*SCRIPT*/")) throw new Error("share.html needs one /*SCRIPT*/");
+const sharePage = shareTemplate
+  .replace("/*STYLE*/", () => shareStyle)
+  .replace("/*SCRIPT*/", () => shareBuild.outputFiles[0].text.replaceAll("</script", "<\\/script"));
+const shareSize = Buffer.byteLength(sharePage);
+if (shareSize > PAGE_LIMIT) throw new Error(`SHARE.html is ${shareSize} bytes, over the ${PAGE_LIMIT}-byte budget`);
+
 // 3. LICENSES.TXT: every npm package any input came from, with its licence text.
 const packages = new Map();
 for (const file of inputs) {
@@ -134,6 +152,7 @@ function writeAtomic(name, text) {
   fs.renameSync(tmp, path.join(dist, name));
 }
 writeAtomic("OPEN_IMAGES.html", page);
+writeAtomic("SHARE.html", sharePage);
 writeAtomic("LICENSES.TXT", licences);
 const sha = createHash("sha256").update(page).digest("hex");
-console.log(`OPEN_IMAGES.html ${size} bytes sha256 ${sha.slice(0, 16)}; ${packages.size} packages in LICENSES.TXT`);
+console.log(`OPEN_IMAGES.html ${size} bytes sha256 ${sha.slice(0, 16)}; SHARE.html ${shareSize} bytes; ${packages.size} packages in LICENSES.TXT`);
