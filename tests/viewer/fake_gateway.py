@@ -11,6 +11,7 @@ test can check the page asked for nothing the real gateway would not answer.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -46,7 +47,6 @@ PAGES = {404: b"<!doctype html><title>Unknown</title><p>This link does not work.
 
 def new_share_id() -> str:
     """A share id as the kiosk makes one: 128 random bits, lower-case base32 (26 characters)."""
-    import base64
     return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
 
 
@@ -97,7 +97,7 @@ class FakeGateway:
             header = Dataset()
             for keyword in {*STUDY_FIELDS, *SERIES_FIELDS, *INSTANCE_FIELDS}:
                 if keyword in ds:
-                    setattr(header, keyword, ds.data_element(keyword).value)
+                    setattr(header, keyword, ds[keyword].value)
             self.instances[str(ds.SOPInstanceUID)] = Instance(
                 path, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
                 str(ds.SOPInstanceUID), header)
@@ -117,8 +117,8 @@ class FakeGateway:
     def url(self, share_id: str) -> str:
         """The QR's URL of a share on this server."""
         assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/s/{share_id}"
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}/s/{share_id}"
 
     def start(self) -> FakeGateway:
         """Serve on a free loopback port, in a thread."""
@@ -127,10 +127,10 @@ class FakeGateway:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 gateway._serve(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 gateway._serve(self, "POST")
 
             def log_message(self, *args: Any) -> None:
@@ -306,7 +306,7 @@ class FakeGateway:
             ds = Dataset()
             for keyword in fields:
                 if keyword in h:
-                    setattr(ds, keyword, h.data_element(keyword).value)
+                    setattr(ds, keyword, h[keyword].value)
             out.append(ds.to_json_dict())
         return self._json(out, "application/dicom+json")
 

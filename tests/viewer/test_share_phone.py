@@ -6,6 +6,7 @@ translation, the custody banner; a locked and an expired link; a tampered manife
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -91,7 +92,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
                                      series_number=90 + n, provenance="test", station="desk-07")
         path = root / f"report-{role}.dcm"
         path.write_bytes(made.data)
-        import hashlib
         reports.append((path, role, language, hashlib.sha256(pdf).hexdigest()))
     manifest = _manifest(ct, reports)
     key = Ed25519PrivateKey.generate()
@@ -239,7 +239,8 @@ def test_passcode_first_image_swipe_and_translation(phone: Any, gateway: FakeGat
     assert index >= SLICES // 8
     assert page.evaluate("() => medpassLib.ui.app.screen().viewport.img.header.instanceNumber")\
         == index + 1
-    assert page.locator("[data-testid=overlay-slice]").inner_text().endswith(f"{index + 1}/{SLICES}")
+    overlay = page.locator("[data-testid=overlay-slice]").inner_text()
+    assert overlay.endswith(f"{index + 1}/{SLICES}")
     assert np.abs(_canvas(page).astype(int) - before.astype(int)).sum() > 0
 
     # The Chinese original and its certified English translation, labelled, as PDFs.
