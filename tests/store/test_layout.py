@@ -191,3 +191,33 @@ def test_audit_verify_streams_a_long_trail_in_flat_memory_and_the_tail_reads_the
     assert verify_trail(path) == ["line 10000 (seq 10000): entry was edited after it was "
                                   "written"]
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
+
+
+def test_after_its_own_writes_a_process_sees_the_index_as_a_fresh_read_would_without_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    for i in range(200):  # about three cases a bucket
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:{i // 60:02d}:"
+                                                          f"{i % 60:02d}Z"})
+    db.index_rows()
+    reads: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if path.parent.name == "index" and path.name.startswith("cases-"):
+            reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    db.update("cases", {"status": "complete", "updated": "u1"}, case_id="C7")
+    db.insert("cases", {"case_id": "C900", "created": "2026-12-08T00:00:00Z"})
+    db.update("cases", {"updated": "u2"}, case_id="C900")
+    db.remove("cases", case_id="C11")
+    mine = db.index_rows()
+    assert reads == []  # every bucket it wrote, it already knew
+    monkeypatch.undo()
+    fresh = _db(tmp_path).index_rows()
+    assert mine == fresh
+    rows = {r["case_id"]: r for r in mine}
+    assert rows["C7"]["updated"] == "u1" and rows["C900"]["updated"] == "u2"
+    assert "C11" not in rows and len(rows) == 200
