@@ -27,7 +27,7 @@ from kiosk.cloud.outbox import OUTBOX
 from kiosk.errors import UsageError
 from kiosk.links.case_links import LINKS
 from kiosk.reports.merger import MAX_PDF_BYTES
-from kiosk.store.blobstore import BlobStore
+from kiosk.store.blobstore import SMALL_STAGING, BlobStore
 from kiosk.store.case_summary import upload_summary
 from kiosk.store.catalog import CASES, JOBS, REPORTS, STUDIES, Catalog
 from kiosk.store.locations import Locations
@@ -215,13 +215,16 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
             case_file = db.paths.case_file(case_id)
             temps += sum(_remove(p) for p in case_file.parent.glob(f".{case_file.name}.*.tmp"))
     deleted = 0
+    staging = store.tmp_dir / SMALL_STAGING
     for sha in candidates - shared:
         path = store.path_for(sha)
         if path.exists():
             path.unlink()
             deleted += 1
-        if path.parent.is_dir():  # an interrupted write_atomic of this blob
+        if path.parent.is_dir():  # an interrupted write_atomic of this blob (old releases)
             temps += sum(_remove(p) for p in path.parent.glob(f".{sha}.*.tmp"))
+        if staging.is_dir():  # ... staged under tmp/.small
+            temps += sum(_remove(p) for p in staging.glob(f".{sha}.*.tmp"))
     inbox = 0
     if locations is not None:
         for job in mine[JOBS]:

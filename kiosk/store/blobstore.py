@@ -4,7 +4,9 @@ Blobs are streamed into a job's folder under ``tmp/``, made durable in batches (
 per batch instead of one ``fsync`` per file), then renamed to ``blobs/ab/<sha256>``. So a file
 under its final name is always complete: a power cut leaves at most orphans in ``tmp/``, which
 :meth:`BlobStore.clean_tmp` removes. Small blobs (manifests, reports) are written with
-:func:`kiosk.store.durable.write_atomic` directly.
+:func:`kiosk.store.durable.write_atomic`, their temp files staged in ``tmp/.small/``: so
+start-up looks for a power cut's leftovers in one small folder, not in 256 shards holding
+every blob ever stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import BinaryIO
 
 from kiosk.store.durable import remove_stale_temps, syncfs, write_atomic
 
+#: The folder under ``tmp/`` where small blobs' temp files are written.
+SMALL_STAGING = ".small"
 
 @dataclass(frozen=True)
 class PendingBlob:
@@ -108,7 +112,9 @@ class BlobStore:
         final = self.path_for(sha)
         if not final.exists():
             final.parent.mkdir(exist_ok=True)
-            write_atomic(final, data)
+            staging = self.tmp_dir / SMALL_STAGING
+            staging.mkdir(parents=True, exist_ok=True)
+            write_atomic(final, data, staging=staging)
         return sha
 
     def read_bytes(self, sha256: str) -> bytes:
@@ -120,9 +126,16 @@ class BlobStore:
         return open(self.path_for(sha256), "rb")
 
     def clean_tmp(self, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
-        """Remove staging folders of dead jobs (not in ``keep``) and stale small-blob temps."""
-        removed = sum(remove_stale_temps(d) for d in self.blobs_dir.iterdir() if d.is_dir())
+        """Remove staging folders of dead jobs (not in ``keep``) and stale small-blob temps.
+
+        Small-blob temps are removed only when old (another process may be writing one now).
+        Shards are not searched: temps there come only from releases before ``tmp/.small``.
+        """
+        removed = 0
         for leftover in self.tmp_dir.iterdir():
+            if leftover.name == SMALL_STAGING:
+                removed += remove_stale_temps(leftover)
+                continue
             if leftover.name in keep:
                 continue
             if leftover.is_dir():

@@ -54,13 +54,16 @@ def remove_stale_temps(directory: Path, older_than: float = 600.0) -> int:
     return removed
 
 
-def write_atomic(target: Path, data: bytes, *, mode: int = 0o666) -> None:
+def write_atomic(target: Path, data: bytes, *, mode: int = 0o666,
+                 staging: Path | None = None) -> None:
     """Replace ``target`` with ``data`` atomically and durably.
 
     ``mode`` (before the umask) is set when the temp file is created, so a private file
-    (``0o600``) is never readable by others, not even for a moment.
+    (``0o600``) is never readable by others, not even for a moment. ``staging``: a folder on
+    the same filesystem for the temp file instead of ``target``'s own, so a power cut's
+    leftovers are found there, not among many files.
     """
-    tmp = temp_name(target)
+    tmp = temp_name(target if staging is None else staging / target.name)
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as fh:
             fh.write(data)

@@ -85,20 +85,26 @@ def test_committing_bytes_already_stored_keeps_one_copy(tmp_path: Path) -> None:
     writer.write(b"same")
     store.commit([writer.finish()])
     assert list((tmp_path / "blobs" / sha[:2]).iterdir()) == [store.path_for(sha)]
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert [p.name for p in (tmp_path / "tmp").iterdir()] == [".small"]  # small blobs' staging
+    assert list((tmp_path / "tmp" / ".small").iterdir()) == []
 
 
 def test_leftovers_of_dead_jobs_are_cleaned_but_a_running_job_is_kept(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs", tmp_path / "tmp")
-    (tmp_path / "blobs" / "ab").mkdir(parents=True)
-    (tmp_path / "blobs" / "ab" / ".abcd.1234.tmp").write_bytes(b"torn")
-    os.utime(tmp_path / "blobs" / "ab" / ".abcd.1234.tmp", (1, 1))
+    (tmp_path / "blobs").mkdir()
+    sha = store.put_bytes(b"a manifest")  # its temp file was staged under tmp/.small
+    small = tmp_path / "tmp" / ".small"
+    (small / ".abcd.1234.tmp").write_bytes(b"torn")  # a power cut's small-blob temp
+    os.utime(small / ".abcd.1234.tmp", (1, 1))
+    (small / ".efgh.5678.tmp").write_bytes(b"being written by another process")
     for job in ("dead", "alive"):
         (tmp_path / "tmp" / job).mkdir(parents=True)
         (tmp_path / "tmp" / job / "x.part").write_bytes(b"half")
     assert store.clean_tmp(keep={"alive"}) == 2
-    assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["alive"]
-    assert list((tmp_path / "blobs" / "ab").iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [".small", "alive"]
+    assert [p.name for p in small.iterdir()] == [".efgh.5678.tmp"]
+    assert store.read_bytes(sha) == b"a manifest"
+    assert [p.name for p in store.path_for(sha).parent.iterdir()] == [sha]
 
 
 def test_temps_of_an_interrupted_atomic_write_are_removed_once_stale(tmp_path: Path) -> None:
