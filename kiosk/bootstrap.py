@@ -14,7 +14,13 @@ from kiosk.config import Config, load_config
 from kiosk.ingest.importer import Importer, ImportOptions
 from kiosk.links.case_links import CaseLinks
 from kiosk.links.signing_key import load_or_create, read_public_key
-from kiosk.links.tokens import KioskTokenMinter, LinkMinter, LinkVerifier, OrthancShareMinter
+from kiosk.links.tokens import (
+    KioskTokenMinter,
+    Link,
+    LinkMinter,
+    LinkVerifier,
+    OrthancShareMinter,
+)
 from kiosk.reports.merger import ReportMerger
 from kiosk.security.audit import AuditLog
 from kiosk.service import KioskService
@@ -65,11 +71,12 @@ def build_service(config_file: str | Path | None = None, data_dir: str | Path | 
         limits=ScanLimits.from_settings(config.import_),
     ))
     audit = AuditLog(locations.audit_file, config.kiosk_id)
-    service = KioskService(config, locations, catalog, store, audit, importer,
-                           links=build_case_links(config, locations, catalog.db, audit),
-                           printer_factory=lambda: _build_printer(config),
-                           syncer=build_syncer(config, locations, catalog, store, audit,
-                                               build_cloud(config)))
+    links = build_case_links(config, locations, catalog.db, audit)
+    syncer = build_syncer(config, locations, catalog, store, audit, build_cloud(config))
+    if config.link.registers:
+        connect_links(links, syncer)
+    service = KioskService(config, locations, catalog, store, audit, importer, links=links,
+                           printer_factory=lambda: _build_printer(config), syncer=syncer)
     service.recover()
     service.migrate_config_pin()  # the old plain ui.admin_pin becomes a hash, once
     return service
@@ -84,7 +91,23 @@ def build_cloud(config: Config) -> Cloud | None:
 
     return DicomWebCloud(settings.url, user=settings.user, password=settings.password,
                          token=settings.token, ca_bundle=settings.ca_bundle,
-                         timeout=config.sync.timeout_seconds)
+                         timeout=config.sync.timeout_seconds,
+                         gateway_url=config.link.base_url if config.link.registers else "")
+
+
+def connect_links(links: CaseLinks, syncer: Syncer) -> None:
+    """Short links reach the office gateway through the outbox: minted, then revoked."""
+    def minted(link: Link) -> None:
+        if link.share_id is not None:
+            syncer.queue_share(case_id=link.case_id, share_id=link.share_id, token=link.token,
+                               token_id=link.token_id, passcode=link.passcode)
+
+    def revoked(link: Link) -> None:
+        if link.share_id is not None:
+            syncer.queue_revoke(case_id=link.case_id, share_id=link.share_id,
+                                token_id=link.token_id)
+
+    links.on_mint, links.on_revoke = minted, revoked
 
 
 def build_syncer(config: Config, locations: Locations, catalog: Catalog, store: BlobStore,
@@ -112,7 +135,9 @@ def build_case_links(config: Config, locations: Locations, db: Database,
                                     settings.template, settings.expiry_days)
     else:
         minter = KioskTokenMinter(config.kiosk_id, key.private_pem, settings.template,
-                                  settings.expiry_days)
+                                  settings.expiry_days,
+                                  short_base=settings.short_base if settings.short else None,
+                                  passcode=settings.passcode)
     verifier = LinkVerifier(key.public_pem, settings.orthanc_secret or None,
                             _revocation_file(config, locations))
     return CaseLinks(db, minter, verifier, audit, settings.template, settings.expiry_days)

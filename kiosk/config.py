@@ -115,10 +115,17 @@ LINK_KINDS = ("kiosk", "orthanc-share")
 #: orthanc-auth-service publication types that work from Study Instance UIDs alone.
 ORTHANC_TOKEN_TYPES = ("ohif-viewer-publication", "stone-viewer-publication",
                        "meddream-viewer-publication", "volview-viewer-publication")
+#: Where kiosk links point when ``link.base_url`` is not set: a placeholder host nothing serves
+#: (no share is registered anywhere until the office's gateway is configured).
+PLACEHOLDER_BASE_URL = "https://link.medpass.example"
+#: The longest ``link.base_url``: with ``/s/`` and a 26-character id the link stays within the
+#: 84 bytes of a version-5 QR code at error correction M.
+MAX_BASE_URL = 55
 #: Used when ``link.url_template`` is empty; ``{study_uid}`` is the comma-separated study list,
-#: as orthanc-auth-service itself builds its OHIF links.
+#: as orthanc-auth-service itself builds its OHIF links. (Kiosk links are short by default:
+#: ``{base_url}/s/{id}``; a ``url_template`` puts the whole token in the URL instead.)
 DEFAULT_URL_TEMPLATES = {
-    "kiosk": "https://link.medpass.example/s/{token}",
+    "kiosk": PLACEHOLDER_BASE_URL + "/s/{token}",
     "orthanc-share": "https://viewer.medpass.example/ohif/viewer?StudyInstanceUIDs={study_uid}"
                      "&token={token}",
 }
@@ -140,15 +147,59 @@ class LinkSettings:
     orthanc_token_type: str = "ohif-viewer-publication"
     #: Revocation list file; empty = ``link/revoked.txt`` in the data directory.
     revocation_list: str = ""
+    #: The office gateway's public URL (env KIOSK_LINK_BASE_URL): the QR holds
+    #: ``{base_url}/s/{id}`` and the kiosk registers each link there through its outbox.
+    base_url: str = ""
+    #: A 6-digit passcode per link, printed on the slip (never in the QR); the gateway locks
+    #: the link after a few wrong tries.
+    passcode: bool = False
+
+    @property
+    def short(self) -> bool:
+        """Whether links are short (``{base}/s/{id}``, the token sent to the gateway)."""
+        return self.kind == "kiosk" and not self.url_template
+
+    @property
+    def short_base(self) -> str:
+        """The origin short links point at (the placeholder until ``base_url`` is set)."""
+        return self.base_url.rstrip("/") or PLACEHOLDER_BASE_URL
+
+    @property
+    def registers(self) -> bool:
+        """Whether minted links are registered with a gateway (short links, ``base_url`` set)."""
+        return self.short and bool(self.base_url)
 
     @property
     def template(self) -> str:
-        """The URL template in force."""
+        """The URL template in force (short links: ``{base}/s/{id}``, with ``{id}``)."""
+        if self.short:
+            return self.short_base + "/s/{id}"
         return self.url_template or DEFAULT_URL_TEMPLATES.get(self.kind, "")
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
         _require(self.kind in LINK_KINDS, "link.kind", f"must be one of {', '.join(LINK_KINDS)}")
+        _require(not self.base_url or (
+            self.base_url.startswith(("http://", "https://"))
+            and not any(c in self.base_url for c in "?#{} ")
+            and len(self.base_url.rstrip("/")) <= MAX_BASE_URL),
+            "link.base_url", f"must be an http:// or https:// URL of at most {MAX_BASE_URL} "
+            "characters "
+            "without a query (the gateway's public address, e.g. https://gw.office.example)")
+        _require(not self.passcode or self.short, "link.passcode",
+                 "needs short links: link.kind = \"kiosk\" and no link.url_template")
+        if not self.short:
+            self._validate_template()
+        _require(1 <= self.expiry_days <= 3650, "link.expiry_days", "must be between 1 and 3650")
+        _require(self.orthanc_token_type in ORTHANC_TOKEN_TYPES, "link.orthanc_token_type",
+                 f"must be one of {', '.join(ORTHANC_TOKEN_TYPES)}")
+        # HS256 with a short secret is guessable offline from one printed link.
+        _require(self.kind != "orthanc-share" or len(self.orthanc_secret.encode()) >= 32,
+                 "link.orthanc_secret",
+                 "must be at least 32 bytes when link.kind is \"orthanc-share\" "
+                 "(or set KIOSK_LINK_SECRET)")
+
+    def _validate_template(self) -> None:
         _require(self.template.startswith(("http://", "https://")), "link.url_template",
                  "must start with http:// or https://")
         try:
@@ -158,14 +209,6 @@ class LinkSettings:
                 f"Setting 'link.url_template' is not a valid template: {exc}.") from None
         _require(fields <= {"token", "study_uid"} and "token" in fields, "link.url_template",
                  "must contain {token} and no placeholder other than {token} and {study_uid}")
-        _require(1 <= self.expiry_days <= 3650, "link.expiry_days", "must be between 1 and 3650")
-        _require(self.orthanc_token_type in ORTHANC_TOKEN_TYPES, "link.orthanc_token_type",
-                 f"must be one of {', '.join(ORTHANC_TOKEN_TYPES)}")
-        # HS256 with a short secret is guessable offline from one printed link.
-        _require(self.kind != "orthanc-share" or len(self.orthanc_secret.encode()) >= 32,
-                 "link.orthanc_secret",
-                 "must be at least 32 bytes when link.kind is \"orthanc-share\" "
-                 "(or set KIOSK_LINK_SECRET)")
 
 
 @dataclass(frozen=True)
@@ -395,5 +438,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
     if env.get("KIOSK_LINK_SECRET"):  # the HS256 secret need not live in the file
         config = dataclasses.replace(config, link=dataclasses.replace(
             config.link, orthanc_secret=env["KIOSK_LINK_SECRET"]))
+    if env.get("KIOSK_LINK_BASE_URL"):
+        config = dataclasses.replace(config, link=dataclasses.replace(
+            config.link, base_url=env["KIOSK_LINK_BASE_URL"]))
     config.validate()
     return config

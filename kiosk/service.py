@@ -227,13 +227,19 @@ class KioskService:
             raise
         result = export_package(plan, self.store, target, encrypt=encrypt, keys=keys,
                                 split_size=split_size, on_progress=on_progress, cancel=cancel)
+        manifest = next(f for f in plan.files if f.arcname == "MANIFEST.JSON")
+        signature = next((f for f in plan.files if f.arcname == "MANIFEST.JWS"), None)
+        # Kept for the phone: a short link's registration carries the package's manifest
+        # and signature, so the gateway shows the same chain of custody as the stick.
+        manifest_blob = self.store.put_bytes(manifest.data) if manifest.data else None
         self.catalog.record_export(case_id, {
             "time": now_iso(), "encrypted": encrypt, "folder": result.folder.name,
-            "files": result.files, "bytes": result.bytes, "verified": True})
+            "files": result.files, "bytes": result.bytes, "verified": True,
+            "manifest_blob": manifest_blob,
+            "manifest_jws": signature.data.decode() if signature and signature.data else None})
         self.audit.append("export", case_id=case_id, encrypted=encrypt,
                           folder=result.folder.name, files=result.files, bytes=result.bytes,
-                          manifest_sha256=next(f.sha256 for f in plan.files
-                                               if f.arcname == "MANIFEST.JSON"))
+                          manifest_sha256=manifest.sha256)
         return export_summary(result, case_id, target, link=self.case_link(case_id).url) | {
             "fingerprint": plan.fingerprint}
 
@@ -345,6 +351,31 @@ class KioskService:
         study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
         return self.links.for_case(case_id, study_uids)
 
+    def revoke_link(self, key: str) -> list[Link]:
+        """Revoke the live links of case ``key``, or the link whose id is ``key``.
+
+        The gateway is told through the outbox (next sync); this kiosk refuses the token at
+        once. Returns what was revoked (empty: already revoked).
+
+        Raises
+        ------
+        UsageError
+            No case and no link with that id.
+        """
+        return self.links.revoke(key)
+
+    def reissue_link(self, case_id: str) -> Link:
+        """Revoke the case's links and mint a new one (new id and passcode; a new slip).
+
+        Raises
+        ------
+        UsageError
+            No such case, or it has no study yet.
+        """
+        self.require_one_person(case_id)
+        study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
+        return self.links.reissue(case_id, study_uids)
+
     def verify_link(self, token: str, *, study_uid: str | None = None) -> TokenClaims:
         """Check a link token of either kind with this kiosk's key, secret and revocation list.
 
@@ -370,7 +401,8 @@ class KioskService:
         """
         link = self.case_link(case_id)
         slip = Slip(case_id=case_id, link=link.url, expiry_date=link.expiry_date,
-                    passphrase=passphrase, fingerprint=self.manifest_signer.fingerprint)
+                    passphrase=passphrase, fingerprint=self.manifest_signer.fingerprint,
+                    passcode=link.passcode)
         try:
             report = self.printer.print_slip(slip)
         except PrinterError as exc:

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.widgets import Static
 
+from kiosk.links.slip import passcode_text
 from kiosk.links.tokens import Link
 from kiosk.security.logfile import error_kind
 from kiosk_tui.base import KioskScreen
@@ -135,8 +136,10 @@ class DoneScreen(KioskScreen[None]):
         self.query_one("#done-scan", Static).update(self.tr("done.scan"))
         link = self.link
         self.query_one("#done-link", Static).update(link.url if link else "…")
-        self.query_one("#done-valid", Static).update(
-            self.tr("done.valid", date=link.expiry_date) if link else "")
+        valid = self.tr("done.valid", date=link.expiry_date) if link else ""
+        if link is not None and link.passcode:  # on the slip too; never in the QR
+            valid += "\n" + self.tr("done.passcode", code=passcode_text(link.passcode))
+        self.query_one("#done-valid", Static).update(valid)
         if self.encrypted and self.passphrase:
             self.query_one("#done-pass-title", Static).update(self.tr("done.passphrase"))
             self.query_one("#done-pass", Static).update(f" {self.passphrase} ")

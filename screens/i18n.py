@@ -322,6 +322,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "done.valid": ("Link valid until {date}; it works once the upload is done.",
                    "链接有效期至 {date}；上传完成后即可打开。"),
     "done.passphrase": ("USB passphrase", "U盘密码"),
+    "done.passcode": ("Link passcode: {code} (the page asks for it)",
+                      "链接密码：{code}（打开时需输入）"),
     "done.once": ("Shown only now: write it down or print the slip. It is stored nowhere.",
                   "仅此一次显示：请记下或打印凭条。密码不会被保存。"),
     "done.howto": ("Open OPEN_IMAGES.html on the stick in any browser and type the "

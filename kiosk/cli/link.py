@@ -1,14 +1,17 @@
 """``kiosk qr`` and ``kiosk link``: the cloud link on the terminal, in a PNG, on paper; tokens.
 
 ``kiosk qr CASE`` prints the QR code in half-block characters and the link as its last line (a
-contract: scripts take the link from there). ``kiosk link verify TOKEN`` is for gateways: exit
-0 when the token is valid, 4 with the reason when not. ``kiosk link pubkey`` prints this kiosk's
-public key for them.
+contract: scripts take the link from there); ``--json`` prints the link as one object instead
+(with the passcode, which is never in the QR). ``kiosk link verify TOKEN`` is for gateways:
+exit 0 when the token is valid, 4 with the reason when not. ``kiosk link pubkey`` prints this
+kiosk's public key for them. ``kiosk link revoke CASE|ID`` and ``kiosk link reissue CASE`` take
+effect here at once and reach the gateway through the outbox.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -17,6 +20,7 @@ from typing import Any
 
 from kiosk.errors import LinkTokenError, PrinterError, UsageError
 from kiosk.links import qr
+from kiosk.links.slip import passcode_text
 
 EXIT_OK, EXIT_USAGE, EXIT_INVALID = 0, 2, 4
 # White on black whatever the terminal's theme: the code is drawn with light blocks.
@@ -39,11 +43,24 @@ def _warn_if_too_small(columns: int, rows: int) -> None:
               file=sys.stderr)
 
 
+def link_json(link: Any) -> dict[str, Any]:
+    """A link as ``kiosk qr --json`` and ``kiosk link reissue --json`` print it."""
+    return {"case_id": link.case_id, "url": link.url, "id": link.share_id,
+            "passcode": link.passcode, "expires": link.expires.isoformat(),
+            "valid_until": link.expiry_date, "studies": list(link.study_uids),
+            "token_id": link.token_id, "kind": link.kind, "qr_version": qr.version_of(link.url)}
+
+
 def cmd_qr(args: argparse.Namespace) -> int:
-    """``kiosk qr CASE [--png FILE] [--print]``: the link as QR; the link itself last."""
+    """``kiosk qr CASE [--png FILE] [--print] [--json]``: the link as QR; the link itself last."""
     service = _service(args)
     link = service.case_link(args.case_id)
     code = EXIT_OK
+    if getattr(args, "json", False):
+        if args.png:
+            qr.write_png(link.url, Path(args.png))
+        print(json.dumps(link_json(link), ensure_ascii=False))
+        return code
     if args.png:
         qr.write_png(link.url, Path(args.png))
         print(f"QR code written to {args.png}")
@@ -64,8 +81,40 @@ def cmd_qr(args: argparse.Namespace) -> int:
             code = exc.exit_code
     print(f"Case {link.case_id}: link valid until {link.expiry_date} "
           f"({len(link.study_uids)} {'study' if len(link.study_uids) == 1 else 'studies'})")
+    if link.passcode is not None:
+        print(f"Passcode: {passcode_text(link.passcode)} (on the slip, not in the QR)")
     print(link.url)
     return code
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    key = (args.token or "").strip()
+    if not key:
+        raise UsageError("Name the case or the link id: `kiosk link revoke CASE|ID`.")
+    service = _service(args)
+    revoked = service.revoke_link(key)
+    if not revoked:
+        print(f"kiosk link revoke: every link of {key} was already revoked.", file=sys.stderr)
+    told = (" (the office gateway is told at the next sync)" if service.syncer.cloud is not None
+            else " (no cloud is configured: the office gateway cannot be told from here)")
+    for link in revoked:
+        where = told if link.share_id else ""
+        print(f"Revoked the link of case {link.case_id} valid until {link.expiry_date}"
+              f"{where}: {link.url}")
+    return EXIT_OK
+
+
+def _reissue(args: argparse.Namespace) -> int:
+    case_id = (args.token or "").strip()
+    if not case_id:
+        raise UsageError("Name the case: `kiosk link reissue CASE`.")
+    link = _service(args).reissue_link(case_id)
+    print(f"New link for case {link.case_id}, valid until {link.expiry_date}; the old one no "
+          "longer works. Print a new slip: `kiosk qr CASE --print`.")
+    if link.passcode is not None:
+        print(f"Passcode: {passcode_text(link.passcode)}")
+    print(link.url)
+    return EXIT_OK
 
 
 def cmd_link(args: argparse.Namespace) -> int:
@@ -73,6 +122,10 @@ def cmd_link(args: argparse.Namespace) -> int:
     if args.action == "pubkey":
         sys.stdout.write(_service(args).links.verifier.public_pem)
         return EXIT_OK
+    if args.action == "revoke":
+        return _revoke(args)
+    if args.action == "reissue":
+        return _reissue(args)
     from kiosk.bootstrap import build_link_verifier
 
     token = args.token

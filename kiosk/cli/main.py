@@ -81,13 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id")
     p.add_argument("--png")
     p.add_argument("--print", action="store_true", help="also print the patient slip")
+    p.add_argument("--json", action="store_true",
+                   help="print the link as JSON (url, id, passcode, expiry, QR version)")
     p = add("sync", "run the outbox: uploads and translation pulls")
     p.add_argument("--once", action="store_true")
     p = add("watch", "print media events as they happen")
     p.add_argument("--json", action="store_true")
-    p = add("link", "link tokens: verify one, or print this kiosk's public key")
-    p.add_argument("action", choices=["verify", "pubkey"])
-    p.add_argument("token", nargs="?", help="the token to verify (- reads it from stdin)")
+    p = add("link", "links: verify a token, print this kiosk's public key, revoke or reissue")
+    p.add_argument("action", choices=["verify", "pubkey", "revoke", "reissue"])
+    p.add_argument("token", nargs="?", metavar="TOKEN|CASE|ID",
+                   help="verify: the token (- reads it from stdin); revoke: a case or a "
+                        "link id; reissue: a case")
     p.add_argument("--study", help="the Study Instance UID the token is presented for")
     p.add_argument("--key", help="Ed25519 public key (PEM) to verify with; default: this kiosk's")
     p.add_argument("--revoked", help="revocation list file; default: link.revocation_list")

@@ -29,7 +29,10 @@ from kiosk.cloud.protocol import (
     CloudUnavailable,
     InstanceFailure,
     RemoteInstance,
+    ShareRefused,
+    ShareRegistration,
     StoreResult,
+    share_refusal_text,
 )
 
 _JSON = "application/dicom+json"
@@ -65,11 +68,15 @@ class DicomWebCloud:
         A PEM file of CA certificates to trust instead of the system's; empty = system.
     timeout : float
         Seconds to wait for the server to accept a connection and between bytes of an answer.
+    gateway_url : str
+        The office gateway's public URL (``link.base_url``), where short links are registered
+        (``/kiosk/shares/{id}``) with the same credentials; empty = none.
     """
 
     def __init__(self, url: str, *, user: str = "", password: str = "", token: str = "",
-                 ca_bundle: str = "", timeout: float = 60.0) -> None:
+                 ca_bundle: str = "", timeout: float = 60.0, gateway_url: str = "") -> None:
         self.destination = url.rstrip("/")
+        self.gateway_url = gateway_url.rstrip("/")
         self.timeout = (min(10.0, timeout), timeout)
         self._session = requests.Session()
         self._session.trust_env = False
@@ -82,8 +89,9 @@ class DicomWebCloud:
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = self.destination + path
+    def _request(self, method: str, path: str, *, gateway: bool = False,
+                 **kwargs: Any) -> requests.Response:
+        url = (self.gateway_url if gateway else self.destination) + path
         try:
             response = self._session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.exceptions.SSLError as exc:
@@ -98,7 +106,8 @@ class DicomWebCloud:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise CloudRejected(f"Request to {url} failed: {exc}") from None
-        if response.status_code in (401, 403):
+        # The gateway refuses a share with 403 and a reason of its own (not a login problem).
+        if response.status_code in (401, 403) and not (gateway and _share_reason(response)):
             how = "token" if "Authorization" in self._session.headers else "user name/password"
             raise CloudAuthError(
                 f"{self.destination} refused the {how} (HTTP {response.status_code}). Check "
@@ -239,6 +248,62 @@ class DicomWebCloud:
         if not parts:
             raise CloudRejected("The server's WADO-RS answer holds no DICOM instance.")
         return parts[0]
+
+
+    # --- short links at the office gateway (docs/gateway.md "Kiosk API") ---------------------
+
+    def _share_path(self, share_id: str) -> str:
+        if not self.gateway_url:
+            raise ShareRefused("No office gateway is configured (link.base_url): the link "
+                               "cannot be registered.", reason="no-gateway")
+        return f"/kiosk/shares/{share_id}"
+
+    def register_share(self, share_id: str, share: ShareRegistration) -> str:
+        """``PUT /kiosk/shares/{id}``; the share's state (see the protocol)."""
+        body = {"token": share.token, "passcode": share.passcode, "manifest": share.manifest,
+                "manifest_jws": share.manifest_jws}
+        response = self._request("PUT", self._share_path(share_id), gateway=True,
+                                 json=body, headers={"Accept": "application/json"})
+        if response.status_code in (200, 201):
+            state = _json_field(response, "state")
+            return state or "waiting"
+        raise _share_refusal(response, self.gateway_url)
+
+    def revoke_share(self, share_id: str) -> bool:
+        """``POST /kiosk/shares/{id}/revoke``; False for an id the gateway does not know."""
+        response = self._request("POST", self._share_path(share_id) + "/revoke", gateway=True,
+                                 headers={"Accept": "application/json"})
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404 and _share_reason(response) == "unknown":
+            return False
+        raise _share_refusal(response, self.gateway_url)
+
+
+def _json_field(response: requests.Response, name: str) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _share_reason(response: requests.Response) -> str | None:
+    """The gateway's refusal code (``{"reason": ...}``), None for any other answer."""
+    if not response.headers.get("Content-Type", "").startswith("application/json"):
+        return None
+    return _json_field(response, "reason")
+
+
+def _share_refusal(response: requests.Response, gateway_url: str) -> ShareRefused:
+    reason = _share_reason(response)
+    if reason is None:
+        return ShareRefused(
+            f"{gateway_url} answered HTTP {response.status_code} to a link registration: is "
+            "link.base_url the office gateway's address (kiosk gateway config --public-url)?",
+            reason="no-gateway", status=response.status_code)
+    return ShareRefused(share_refusal_text(reason), reason=reason, status=response.status_code)
 
 
 def _values(obj: dict[str, Any], key: str) -> list[Any]:

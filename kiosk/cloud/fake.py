@@ -6,8 +6,11 @@ against it and a real Orthanc, so behaviour that passes here also holds against 
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -17,7 +20,10 @@ from kiosk.cloud.protocol import (
     CloudUnavailable,
     InstanceFailure,
     RemoteInstance,
+    ShareRefused,
+    ShareRegistration,
     StoreResult,
+    share_refusal_text,
 )
 
 _ENCAPSULATED_DOCUMENT = 0x00420011
@@ -41,6 +47,11 @@ class FakeCloud:
         Calls made so far, answered or not (tests check that backoff really waits).
     refuse : dict
         SOP Instance UID -> :class:`InstanceFailure` the server answers for it.
+    shares : dict
+        Registered short links: id -> ``{"token", "passcode", "manifest", "manifest_jws",
+        "studies", "revoked"}`` (the gateway's Kiosk API, docs/gateway.md).
+    refuse_shares : str or None
+        A gateway refusal code (``signature``, ...) every registration gets.
     """
 
     def __init__(self, destination: str = "fake://office") -> None:
@@ -52,6 +63,8 @@ class FakeCloud:
         self.refuse: dict[str, InstanceFailure] = {}
         self._files: dict[str, bytes] = {}
         self._index: dict[str, RemoteInstance] = {}
+        self.shares: dict[str, dict[str, Any]] = {}
+        self.refuse_shares: str | None = None
 
     def _call(self) -> None:
         self.requests += 1
@@ -109,6 +122,40 @@ class FakeCloud:
         self._call()
         return self._files[instance.sop_instance_uid]
 
+    def register_share(self, share_id: str, share: ShareRegistration) -> str:
+        """Keep the share like the gateway: idempotent per token, ``waiting`` until landed."""
+        self._call()
+        if self.refuse_shares is not None:
+            raise ShareRefused(share_refusal_text(self.refuse_shares),
+                               reason=self.refuse_shares, status=403)
+        kept = self.shares.get(share_id)
+        if kept is not None and kept["token"] != share.token:
+            raise ShareRefused(share_refusal_text("conflict"), reason="conflict", status=409)
+        if kept is not None and kept["revoked"]:
+            raise ShareRefused(share_refusal_text("revoked"), reason="revoked", status=403)
+        if kept is None:
+            self.shares[share_id] = {
+                "token": share.token, "passcode": share.passcode, "manifest": share.manifest,
+                "manifest_jws": share.manifest_jws, "studies": _token_studies(share.token),
+                "revoked": False}
+        return self.share_state(share_id)
+
+    def revoke_share(self, share_id: str) -> bool:
+        """Mark the share revoked; False when it was never registered."""
+        self._call()
+        if share_id not in self.shares:
+            return False
+        self.shares[share_id]["revoked"] = True
+        return True
+
+    def share_state(self, share_id: str) -> str:
+        """``revoked``, ``live`` (every study landed) or ``waiting``."""
+        share = self.shares[share_id]
+        if share["revoked"]:
+            return "revoked"
+        landed = {r.study_uid for r in self._index.values()}
+        return "live" if set(share["studies"]) <= landed else "waiting"
+
     # --- for tests ---------------------------------------------------------------------------
 
     def put(self, data: bytes) -> RemoteInstance:
@@ -123,3 +170,13 @@ class FakeCloud:
     def sop_uids(self) -> set[str]:
         """Every SOP Instance UID held."""
         return set(self._files)
+
+
+def _token_studies(token: str) -> list[str]:
+    """The ``studies`` claim of a JWT, unverified (the fake trusts every kiosk)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return [str(uid) for uid in claims.get("studies", [])]
+    except (IndexError, ValueError, AttributeError):
+        return []

@@ -37,6 +37,8 @@ from kiosk.store.database import Database
 from kiosk.system.liveness import boot_id, claim_alive
 
 OUTBOX = "outbox"
+#: Job kinds: a study's upload, and a short link's registration or revocation at the gateway.
+UPLOAD, SHARE, REVOKE_SHARE = "upload_study", "share", "revoke_share"
 PENDING, IN_FLIGHT, DONE, RETRY, FAILED = "pending", "in_flight", "done", "retry", "failed"
 STATES = (PENDING, IN_FLIGHT, RETRY, FAILED, DONE)
 
@@ -91,6 +93,45 @@ class Outbox:
             "requests": 0, "resumed": 0, "last_error": None, "error_kind": None,
             "created": now_iso(), "updated": now_iso(),
             "created_ts": time.time(),  # sub-second order: claims go oldest first
+        })
+        return job_id
+
+    def enqueue_share(self, *, destination: str, case_id: str, share_id: str, token: str,
+                      token_id: str, passcode: str | None) -> str:
+        """Persist a pending registration of a short link at the gateway; return its id.
+
+        The token and passcode live in the job as they live in the case's ``links`` record
+        (the same case file); the manifest is attached when the job is sent, so a package
+        written after the link was minted still reaches the phone's custody banner.
+        """
+        return self._enqueue_link(SHARE, destination=destination, case_id=case_id,
+                                  share_id=share_id, token=token, token_id=token_id,
+                                  passcode=passcode)
+
+    def enqueue_revoke(self, *, destination: str, case_id: str, share_id: str,
+                       token_id: str) -> str:
+        """Persist a pending revocation of a short link; return its id.
+
+        A registration of the same link that has not been sent yet is cancelled (done,
+        never sent), so a revoked link can never go live after its revocation.
+        """
+        with self.db.transaction():
+            for job in self.waiting(case_id=case_id):
+                if job.get("kind") == SHARE and job.get("share_id") == share_id and \
+                        job["state"] in (PENDING, RETRY, FAILED):
+                    self.finish(job["job_id"], DONE, cancelled=True, token="",
+                                passcode=None, last_error="revoked before it was sent")
+            return self._enqueue_link(REVOKE_SHARE, destination=destination,
+                                      case_id=case_id, share_id=share_id, token_id=token_id)
+
+    def _enqueue_link(self, kind: str, **fields: Any) -> str:
+        job_id = f"{'share' if kind == SHARE else 'revoke'}-{time.strftime('%Y%m%d%H%M%S')}-" \
+                 f"{secrets.token_hex(3)}"
+        self.db.insert(OUTBOX, {
+            "job_id": job_id, "kind": kind, **fields, "total": 1, "cursor": 0,
+            "state": PENDING, "failures": {}, "attempts": 0, "next_attempt": 0.0,
+            "requests": 0, "resumed": 0, "last_error": None, "error_kind": None,
+            "created": now_iso(), "updated": now_iso(), "created_ts": time.time(),
         })
         return job_id
 

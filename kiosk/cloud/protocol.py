@@ -140,3 +140,68 @@ class Cloud(Protocol):
     def retrieve(self, instance: RemoteInstance) -> bytes:
         """The Part 10 bytes of one instance (WADO-RS)."""
         ...
+
+    def register_share(self, share_id: str, share: ShareRegistration) -> str:
+        """Register a short link with the office gateway (``PUT /kiosk/shares/{id}``).
+
+        Idempotent: the same id with the same token again succeeds. Returns the share's state
+        (``waiting`` until its studies have landed, then ``live``).
+
+        Raises
+        ------
+        ShareRefused
+            The gateway refused this share for good (key not trusted, expired, revoked,
+            id taken, no gateway at that address).
+        CloudUnavailable, CloudAuthError, CloudTLSError
+        """
+        ...
+
+    def revoke_share(self, share_id: str) -> bool:
+        """Revoke a short link at the gateway; False when the gateway does not know it.
+
+        Raises
+        ------
+        CloudUnavailable, CloudAuthError, CloudTLSError, CloudRejected
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ShareRegistration:
+    """What the gateway keeps of a short link (docs/gateway.md "Kiosk API")."""
+
+    #: The kiosk's signed grant (EdDSA JWT).
+    token: str
+    #: Six digits, or None; the gateway keeps only a salted hash.
+    passcode: str | None = None
+    #: The case's last package manifest and its detached JWS (the phone's custody banner).
+    manifest: dict[str, object] | None = None
+    manifest_jws: str | None = None
+
+
+#: What the coordinator reads for each refusal code of the gateway (docs/gateway.md).
+SHARE_REFUSALS = {
+    "signature": "The office gateway does not trust this kiosk's key. Give the office the "
+                 "output of `kiosk link pubkey` (its --trust-key), then retry.",
+    "expired": "The link expired before it reached the office gateway; reissue it "
+               "(`kiosk link reissue CASE`).",
+    "revoked": "The office gateway has revoked this link (or every link of this kiosk).",
+    "malformed": "The office gateway could not read the link's token.",
+    "conflict": "The office gateway already holds another link under this id; reissue it.",
+    "bad-request": "The office gateway did not accept the link's details.",
+}
+
+
+def share_refusal_text(reason: str) -> str:
+    """The plain-words message for a gateway refusal code."""
+    return SHARE_REFUSALS.get(reason, f"The office gateway refused the link ({reason}).")
+
+
+class ShareRefused(CloudRejected):
+    """The gateway refused one share for good; ``reason`` is its code (``signature``, ...)."""
+
+    default_title = "Link refused by the office gateway"
+
+    def __init__(self, text: str, *, reason: str, status: int | None = None) -> None:
+        super().__init__(text, status=status)
+        self.reason = reason

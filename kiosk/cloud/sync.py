@@ -22,8 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiosk.cloud.outbox import DONE, FAILED, Outbox, backoff_delay
+from kiosk.cloud.outbox import (
+    DONE,
+    FAILED,
+    UPLOAD,
+    Outbox,
+    backoff_delay,
+)
 from kiosk.cloud.protocol import Cloud, CloudError
+from kiosk.cloud.share_sender import ShareSender
 from kiosk.cloud.translations import CaseScope, DicomWebSource, InboxSource, TranslationSource
 from kiosk.cloud.uploader import ProgressCallback, SyncProgress, Uploader
 from kiosk.config import CloudSettings, SyncSettings
@@ -130,9 +137,27 @@ class Syncer:
         uploaded: set[str] = set()
         if self.cloud is not None:
             for job in self.outbox.jobs(case_id=case_id, state="done",
-                                        destination=self.destination):
+                                        destination=self.destination, kind=UPLOAD):
                 uploaded |= {sop for sop, _sha in self.outbox.items(job)}
         return uploaded
+
+    # --- short links at the office gateway ---------------------------------------------------
+
+    def queue_share(self, *, case_id: str, share_id: str, token: str, token_id: str,
+                    passcode: str | None) -> str | None:
+        """Queue a short link's registration at the gateway; None without a cloud."""
+        if self.cloud is None:
+            return None
+        return self.outbox.enqueue_share(destination=self.destination, case_id=case_id,
+                                         share_id=share_id, token=token, token_id=token_id,
+                                         passcode=passcode)
+
+    def queue_revoke(self, *, case_id: str, share_id: str, token_id: str) -> str | None:
+        """Queue a short link's revocation at the gateway; None without a cloud."""
+        if self.cloud is None:
+            return None
+        return self.outbox.enqueue_revoke(destination=self.destination, case_id=case_id,
+                                          share_id=share_id, token_id=token_id)
 
     # --- persisted connection state ---------------------------------------------------------
 
@@ -217,13 +242,19 @@ class Syncer:
             return  # offline: wait for the backoff to pass
         uploader = Uploader(self.outbox, self.store, cloud, self.settings, self.rng,
                             credentials=self.credentials)
+        shares = ShareSender(self.outbox, self.store, self.catalog, cloud, uploader, self.audit)
         try:
             cloud.ping()
             while not (cancel is not None and cancel.is_set()):
                 job = self.outbox.claim_next(self.destination)
                 if job is None:
                     break
-                self._upload(uploader, job, report, on_progress, cancel)
+                if job.get("kind", UPLOAD) == UPLOAD:
+                    self._upload(uploader, job, report, on_progress, cancel)
+                elif shares.run(job) == FAILED:
+                    report.failed.append({"job_id": job["job_id"],
+                                          "error": (self.outbox.job(job["job_id"]) or job)
+                                          .get("last_error")})
             self._pull(DicomWebSource(cloud, self.settings.pull_days), scopes, st, report)
         except CloudError as exc:
             self._contact_failed(exc, st)
@@ -290,7 +321,7 @@ class Syncer:
         docs = self.catalog.case_docs(case_id)
         jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in docs.docs("outbox"):
-            if job.get("destination") == self.destination:
+            if job.get("destination") == self.destination and job.get("kind", UPLOAD) == UPLOAD:
                 jobs[job["study_uid"]].append(job)
         reports: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in docs.docs(REPORTS):

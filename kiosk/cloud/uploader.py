@@ -121,7 +121,7 @@ class Uploader:
             return PENDING
         except CloudError as exc:
             save()
-            self._interrupted(job, exc)
+            self.interrupted(job, exc)
             raise
         return self._conclude(job, failures)
 
@@ -162,7 +162,8 @@ class Uploader:
         state["bytes"] += sum(len(data) for _sop, data in batch)
         return result
 
-    def _interrupted(self, job: dict[str, Any], exc: CloudError) -> None:
+    def interrupted(self, job: dict[str, Any], exc: CloudError) -> None:
+        """Leave a job the server interrupted: ``retry`` with backoff, or ``failed``."""
         if exc.transient:
             attempts = int(job.get("attempts", 0)) + 1
             delay = backoff_delay(attempts, self.settings.backoff_base_seconds,

@@ -169,6 +169,14 @@ def write_slip(device: Escpos, slip: Slip, layout: SlipLayout) -> list[str]:
     device.set(align="left")
     w.english(en)
     w.chinese(zh)
+    if slip.passcode is not None:
+        device.ln()
+        device.set(align="center")
+        device.textln("Link passcode:")
+        w.chinese(["链接密码："])
+        device.set(bold=True, double_height=True)
+        device.textln(slip_text.passcode_text(slip.passcode))
+        device.set(align="left", bold=False, normal_textsize=True)
     if slip.passphrase is not None:
         device.ln()
         device.set(align="center")

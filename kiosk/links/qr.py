@@ -76,3 +76,8 @@ def image(data: str, *, box_size: int = 8, border: int = PAPER_BORDER,
 def write_png(data: str, path: Path, *, box_size: int = 8) -> None:
     """Write the code for ``data`` as a PNG file (paper error correction, 4-module border)."""
     image(data, box_size=box_size).save(path, format="PNG")
+
+
+def version_of(data: str, *, ec: str = PAPER_EC) -> int:
+    """The QR version (1-40) ``data`` needs at error correction ``ec`` (paper's M by default)."""
+    return (modules(data, ec=ec) - 17) // 4

@@ -22,6 +22,8 @@ class Slip:
     passphrase: str | None = None
     #: Fingerprint of the key that signs the stick's manifest (README.TXT and the page show it).
     fingerprint: str | None = None
+    #: The link's 6-digit passcode (``link.passcode``); never in the QR.
+    passcode: str | None = None
 
 
 TITLE = "MedPass"
@@ -45,7 +47,15 @@ def link_lines(slip: Slip) -> tuple[list[str], list[str]]:
         f"链接有效期至 {slip.expiry_date}。",
         "影像上传完成后，链接即可打开。",
     ]
+    if slip.passcode is not None:
+        en.append("The page asks for the link passcode below; a few wrong tries lock it.")
+        zh.append("打开时需输入下方的链接密码；多次输错将锁定链接。")
     return en, zh
+
+
+def passcode_text(passcode: str) -> str:
+    """The passcode as printed and shown: two groups of three digits (``123 456``)."""
+    return f"{passcode[:3]} {passcode[3:]}"
 
 
 def usb_lines(slip: Slip) -> tuple[list[str], list[str]]:

@@ -19,6 +19,7 @@ the slip is the last day it works.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class Link:
     study_uids: tuple[str, ...]
     #: The instant the token stops working (timezone-aware).
     expires: datetime
+    #: Short links: the id in ``{base}/s/{id}`` (the gateway knows the token by it).
+    share_id: str | None = None
+    #: Short links with ``link.passcode``: the 6 digits on the slip, never in the QR.
+    passcode: str | None = None
 
     @property
     def expiry_date(self) -> str:
@@ -93,6 +98,20 @@ def new_token_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+def new_share_id() -> str:
+    """A short link's id: 128 random bits, lower-case base32 without padding (26 characters).
+
+    Lower case and ``a-z2-7`` only, so it survives being read aloud, typed, and case-folding
+    QR scanners; the gateway accepts exactly this form.
+    """
+    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def new_passcode() -> str:
+    """Six random digits."""
+    return f"{secrets.randbelow(10**6):06d}"
+
+
 def _fill(template: str, token: str, study_uids: Sequence[str]) -> str:
     # Study UIDs are digits and dots, tokens base64url and dots: nothing needs escaping.
     return template.format(token=token, study_uid=",".join(study_uids))
@@ -111,6 +130,10 @@ class _Minter:
     template: str
     expiry_days: int
 
+    #: Short links: the origin of ``{base}/s/{id}`` (None: the token goes in the template).
+    short_base: str | None = None
+    passcode: bool = False
+
     def mint(self, case_id: str, study_uids: Sequence[str], *,
              now: datetime | None = None) -> Link:
         """Return a new link granting ``study_uids`` (see :class:`LinkMinter`)."""
@@ -119,8 +142,14 @@ class _Minter:
         expires = expiry_after(now, self.expiry_days)
         token_id = new_token_id()
         token = self._sign(case_id, studies, now, expires, token_id)
-        return Link(url=_fill(self.template, token, studies), token=token, token_id=token_id,
-                    kind=self.kind, case_id=case_id, study_uids=studies, expires=expires)
+        if self.short_base is None:
+            return Link(url=_fill(self.template, token, studies), token=token,
+                        token_id=token_id, kind=self.kind, case_id=case_id,
+                        study_uids=studies, expires=expires)
+        share_id = new_share_id()
+        return Link(url=f"{self.short_base}/s/{share_id}", token=token, token_id=token_id,
+                    kind=self.kind, case_id=case_id, study_uids=studies, expires=expires,
+                    share_id=share_id, passcode=new_passcode() if self.passcode else None)
 
     def _sign(self, case_id: str, studies: tuple[str, ...], now: datetime, expires: datetime,
               token_id: str) -> str:
@@ -137,19 +166,28 @@ class KioskTokenMinter(_Minter):
     private_pem : bytes
         The kiosk's Ed25519 private key (see :mod:`kiosk.links.signing_key`).
     template : str
-        URL template with ``{token}`` and optionally ``{study_uid}``.
+        URL template with ``{token}`` and optionally ``{study_uid}``, or, for short links,
+        ``{base}/s/{id}``.
     expiry_days : int
         Days the link stays valid.
+    short_base : str, optional
+        Short links: the gateway's origin; the QR holds ``{short_base}/s/{id}`` and the token
+        reaches the gateway through the outbox.
+    passcode : bool
+        Short links: give each a 6-digit passcode.
     """
 
     kind = KIOSK_KIND
 
     def __init__(self, kiosk_id: str, private_pem: bytes, template: str,
-                 expiry_days: int) -> None:
+                 expiry_days: int, *, short_base: str | None = None,
+                 passcode: bool = False) -> None:
         self.kiosk_id = kiosk_id
         self._private_pem = private_pem
         self.template = template
         self.expiry_days = expiry_days
+        self.short_base = short_base.rstrip("/") if short_base else None
+        self.passcode = passcode
 
     def _sign(self, case_id: str, studies: tuple[str, ...], now: datetime, expires: datetime,
               token_id: str) -> str:

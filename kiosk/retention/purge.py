@@ -198,6 +198,10 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
                 "only copy on this kiosk. Confirm the purge explicitly to go ahead.")
         others = _sharing(catalog, case_id, mine)
         candidates = _refs(catalog, store, mine)
+        # The manifests of its packages, kept for its short links (one case's own).
+        candidates |= {str(e["manifest_blob"]) for e in
+                       (catalog.case(case_id) or {}).get("exports", [])
+                       if e.get("manifest_blob")}
         shared = candidates & _refs(catalog, store, others)
         other_pdfs = {str(r.get("pdf_sha256")) for r in others[REPORTS]}
         my_pdfs = {str(r["pdf_sha256"]) for r in mine[REPORTS] if r.get("pdf_sha256")}

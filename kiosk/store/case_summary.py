@@ -173,7 +173,9 @@ def upload_summary(studies: list[dict[str, Any]], reports: list[dict[str, Any]],
     upload is in a finished job's items; ``finished``: when the last one ended; ``missing``:
     how many are not (None when nothing was uploaded: the manifests are not read then).
     """
-    done = [j for j in outbox if j.get("state") == "done"]
+    # Uploads only: a short link's registration at the gateway sends no image.
+    done = [j for j in outbox if j.get("state") == "done"
+            and j.get("kind", "upload_study") == "upload_study"]
     finished = max((str(j.get("finished") or j.get("updated") or "") for j in done),
                    default="") or None
     if not done:

@@ -30,7 +30,7 @@ META = "meta"
 #: Tables whose documents carry a ``case_id`` and live in that case's file.
 PARTITIONED = frozenset({"cases", "studies", "reports", "jobs", "links", "outbox"})
 #: The id field by which a partitioned document is found without its case.
-ID_FIELDS = {"jobs": "job_id", "outbox": "job_id", "reports": "report_id"}
+ID_FIELDS = {"jobs": "job_id", "outbox": "job_id", "reports": "report_id", "links": "share_id"}
 #: States mirrored into ``kiosk.json`` so they are found without opening every case.
 ACTIVE_STATES = {"jobs": frozenset({"running"}),
                  "outbox": frozenset({"pending", "in_flight", "retry", "failed"})}

@@ -150,7 +150,8 @@ def test_the_case_keeps_one_link_for_screen_slip_and_export_until_half_its_life_
     assert later.token_id != first.token_id
     minted = [e for e in service.audit.entries() if e["action"] == "link_minted"]
     assert [e["details"]["token_id"] for e in minted] == [first.token_id, later.token_id]
-    assert set(minted[0]["details"]) == {"case_id", "token_id", "kind", "studies", "expires"}
+    assert set(minted[0]["details"]) == {"case_id", "token_id", "kind", "studies", "expires",
+                                         "short", "passcode"}  # ids and flags: no secret
 
 
 def test_a_case_without_studies_gets_no_link(service: KioskService) -> None:
@@ -172,7 +173,9 @@ def test_link_verify_and_pubkey_on_the_command_line(
         run_cli: Run, service: KioskService, two_study_case: str, tmp_path: Path) -> None:
     code, out, _ = run_cli("qr", two_study_case)
     assert code == 0
-    token = out.strip().splitlines()[-1].rsplit("/", 1)[1]
+    link = service.case_link(two_study_case)
+    assert out.strip().splitlines()[-1] == link.url  # the short link; the token is kept
+    token = link.token
     code, out, err = run_cli("link", "verify", token, "--study", STUDY_B)
     assert code == 0, err
     assert f"case:    {two_study_case}" in out and STUDY_A in out

@@ -21,7 +21,7 @@ Run = Callable[..., tuple[int, str, str]]
 needs_zbar = pytest.mark.skipif(shutil.which("zbarimg") is None,
                                 reason="zbarimg (zbar-tools) is not installed")
 #: README "Link and QR": the terminal size `kiosk qr` needs, per link kind.
-README_SIZES = {"kiosk": (100, 45), "orthanc-share": (100, 50)}
+README_SIZES = {"kiosk": (80, 24), "orthanc-share": (100, 50)}
 SECRET = "orthanc-auth-service-shared-secret-0123456789"
 
 

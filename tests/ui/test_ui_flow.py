@@ -16,6 +16,7 @@ from tests.ui_kit import (
 
 
 def test_a_coordinator_walks_one_patient_through_by_keyboard_alone(desk: Desk) -> None:
+    desk.service.links.minter.passcode = True  # type: ignore[attr-defined] # [link] passcode
     app = desk.app()
     seen: dict[str, str] = {}
 
@@ -60,6 +61,9 @@ def test_a_coordinator_walks_one_patient_through_by_keyboard_alone(desk: Desk) -
         text = screen_text(app)
         assert seen["passphrase"] in text and seen["link"] in text
         assert "Shown only now" in text
+        code = done.link.passcode
+        assert code and f"Link passcode: {code[:3]} {code[3:]}" in text
+        assert code not in seen["link"]
 
         await pilot.press("enter")
         await wait_screen(pilot, "HomeScreen")
