@@ -125,6 +125,22 @@ class BlobStore:
         """Open a blob for reading."""
         return open(self.path_for(sha256), "rb")
 
+    def leftovers(self) -> list[Path]:
+        """What staging holds now: job folders, stray files and small blobs' temps.
+
+        The small-blob staging folder itself is not a leftover (it is made once and kept);
+        its temp files are. Empty after every finished import, export or purge.
+        """
+        if not self.tmp_dir.is_dir():
+            return []
+        found: list[Path] = []
+        for entry in sorted(self.tmp_dir.iterdir()):
+            if entry.name == SMALL_STAGING and entry.is_dir():
+                found += sorted(entry.iterdir())
+            else:
+                found.append(entry)
+        return found
+
     def clean_tmp(self, keep: set[str] = frozenset()) -> int:  # type: ignore[assignment]
         """Remove staging folders of dead jobs (not in ``keep``) and stale small-blob temps.
 

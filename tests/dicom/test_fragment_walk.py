@@ -227,4 +227,4 @@ def test_an_import_whose_time_runs_out_inside_one_file_stops_and_says_so(
     assert report["instances"]["found"] == 0
     assert import_exit_code(report) == 4
     assert clock.reads < 30  # it stopped, it did not walk the 16 MB to the end
-    assert list(service.locations.tmp_dir.iterdir()) == []  # its staged copy is gone
+    assert service.store.leftovers() == []  # its staged copy is gone

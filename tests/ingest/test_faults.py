@@ -218,7 +218,7 @@ def test_a_scratched_disc_still_imports_the_readable_files(
     # The half-read copy of the file that died after its first chunk is nowhere in the store.
     assert not service.store.has(_sha(files[9].read_bytes()))
     assert not service.store.has(_sha(files[2].read_bytes()))
-    assert list(service.store.tmp_dir.iterdir()) == []
+    assert service.store.leftovers() == []
 
     # Decision (kiosk.cli.main.import_exit_code): unreadable files are reported in `rejected`, but
     # everything that *was* read is stored and verified, so the import itself succeeded.

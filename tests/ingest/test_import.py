@@ -181,7 +181,7 @@ def test_truncated_and_garbage_dicom_is_rejected_with_a_reason_and_the_rest_impo
     assert [r["path"] for r in report["rejected"]] == ["BAD"]
     assert reason in report["rejected"][0]["reason"]
     # Nothing half-staged from the bad file is left behind.
-    assert list(service.locations.tmp_dir.iterdir()) == []
+    assert service.store.leftovers() == []
 
 
 def test_a_truncated_image_is_stored_bit_exact_but_flagged_and_not_passed_as_clean(

@@ -270,7 +270,7 @@ def test_a_dicom_file_larger_than_the_limit_is_not_copied_and_says_why(
     assert report["limits"]["too_large"] == 1
     assert report["complete"] is True and import_exit_code(report) == 0
     # Not a byte of it reached the store, not even its staging folder.
-    assert not any(service.store.tmp_dir.rglob("*"))
+    assert service.store.leftovers() == []
     assert report["bytes"] < 1024 * 1024
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from kiosk.bootstrap import build_service
 from kiosk.service import KioskService
+from kiosk.store.blobstore import BlobStore
 
 INSTANCES = 160  # 512 x 512 x 16 bit: ~0.5 MB each, ~85 MB in all
 KILLS = 6
@@ -94,10 +95,8 @@ def _assert_consistent(service: KioskService, disc_uids: set[str],
             assert path.parent.name == path.name[:2]
     # A restart drops every staging folder of the dead process; tmp/.small (small blobs' temps,
     # removed once stale: another process may be writing one) holds temp files only.
-    assert [p.name for p in service.store.tmp_dir.iterdir()] in ([], [".small"])
-    small = service.store.tmp_dir / ".small"
-    assert all(p.name.startswith(".") and p.name.endswith(".tmp")
-               for p in (small.iterdir() if small.is_dir() else []))
+    left = service.store.leftovers()
+    assert all(p.parent.name == ".small" and p.name.endswith(".tmp") for p in left), left
     # Nothing is left "running" by a dead process.
     assert not service.catalog.db.find("jobs", state="running")
 
@@ -187,8 +186,8 @@ def test_a_power_cut_at_any_moment_of_an_import_leaves_a_consistent_resumable_ki
     assert proc.wait(timeout=120) == 0
     report = json.loads((tmp_path / "final.json").read_text())
     # The successful run itself left nothing in staging (checked before any restart cleans it).
-    # (tmp/.small is where small blobs' temps are staged: it stays, empty.)
-    assert [p for p in (data_dir / "tmp").rglob("*") if p.name != ".small"] == []
+    store = BlobStore(data_dir / "blobs", data_dir / "tmp")
+    assert store.leftovers() == []
     assert report["complete"] is True
     assert report["instances"]["found"] == INSTANCES
     assert report["instances"]["verified"] == INSTANCES
