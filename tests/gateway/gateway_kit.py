@@ -7,7 +7,6 @@ exactly as a desk mints them offline.
 from __future__ import annotations
 
 import base64
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.links import jwt_tokens
-from kiosk.links.tokens import KioskTokenMinter
+from kiosk.links.tokens import KioskTokenMinter, new_share_id
 
 KIOSK_USER, KIOSK_PASSWORD = "desk-01", "kiosk-password-123"
 ADMIN_USER, ADMIN_PASSWORD = "office", "admin-password-456"
@@ -61,7 +60,7 @@ class KioskKey:
 
 def share_id() -> str:
     """A link id as the kiosk makes it: 128 random bits, lower-case base32, 26 characters."""
-    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+    return new_share_id()
 
 
 def basic(user: str, password: str) -> str:

@@ -130,7 +130,13 @@ def test_kiosk_demo_walks_to_a_qr_that_scans_off_the_real_terminal(tmp_path: Pat
         assert passphrase.group(0) not in home and "李华" not in home
     finally:
         term.close()
-    token = decoded.rsplit("/", 1)[1]
+    # The QR holds the short link; its token is the one this kiosk keeps for the gateway.
+    from kiosk.bootstrap import build_service
+
+    share = build_service(data_dir=data, env={}).catalog.db.get("links",
+                                                                share_id=decoded[-26:])
+    assert share is not None
+    token = share["token"]
     verified = subprocess.run([sys.executable, "-m", "kiosk.cli.main", "--data-dir", str(data),
                                "link", "verify", token], capture_output=True, text=True,
                               timeout=60, env=env)
