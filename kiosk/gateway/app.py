@@ -442,9 +442,13 @@ class Gateway:
         return response
 
     def _phone_answer(self, share: Share, tail: str, request: Request) -> tuple[Response, str]:
-        present = self._present(share)
-        state = self.state(share, present)
         page = tail in ("", "/")
+        # Which studies have landed matters to the page, the share's summary, the study list
+        # and the download; a request inside one study needs only "not revoked or expired"
+        # (Orthanc says 404 for what has not landed), so it costs no lookup per study.
+        inside = tail.startswith("/dicom-web/studies/")
+        present = list(share.studies) if inside else self._present(share)
+        state = self.state(share, present)
         if state in ("revoked", "expired"):
             body = pages.REVOKED if state == "revoked" else pages.EXPIRED
             return (_html(410, body) if page else _error(410, state)), f"refused: {state}"
