@@ -28,24 +28,13 @@ from kiosk.sources.scan_limits import ScanLimits
 from kiosk.store.blobstore import BlobStore
 from kiosk.store.catalog import Catalog
 from kiosk.store.database import Database
-from kiosk.store.locations import Locations, default_config_file, default_data_dir
+from kiosk.store.locations import Locations, default_config_file
+from kiosk.store.open_catalog import resolve_data_dir
 
 if TYPE_CHECKING:
     from kiosk.links.printer import ReceiptPrinter
     from kiosk.media.desk import MediaDesk
     from kiosk.media.fake_media import FakeMediaWatcher
-
-
-def resolve_data_dir(config: Config, data_dir: str | Path | None,
-                     env: dict[str, str]) -> Path:
-    """``--data-dir``, else ``KIOSK_DATA_DIR``, else the config's ``data_dir``, else default."""
-    if data_dir:
-        return Path(data_dir)
-    if env.get("KIOSK_DATA_DIR"):
-        return Path(env["KIOSK_DATA_DIR"])
-    if config.data_dir:
-        return Path(config.data_dir)
-    return default_data_dir(env)
 
 
 def build_service(config_file: str | Path | None = None, data_dir: str | Path | None = None,

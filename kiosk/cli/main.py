@@ -303,13 +303,15 @@ def _compact(item: dict[str, Any]) -> str:
 
 def cmd_cases(args: argparse.Namespace) -> int:
     """``kiosk cases [--limit N] [--since DATE] [--find TEXT]``: newest first, from the index."""
-    service = _service(args)
+    from kiosk.store.open_catalog import open_catalog
+
+    catalog = open_catalog(getattr(args, "config", None), getattr(args, "data_dir", None))
     limit, since, find = (getattr(args, k, None) for k in ("limit", "since", "find"))
     if args.json and limit is None and not find:
         # Every case: encoded as the index is read, so memory stays flat with the cases.
-        _write_json_list("cases", service.encoded_summaries(_compact, since=since))
+        _write_json_list("cases", catalog.encoded_summaries(_compact, since=since))
         return EXIT_OK
-    cases = service.case_summaries(limit=limit, since=since, find=find)
+    cases = catalog.case_summaries(limit=limit, since=since, find=find)
     if args.json:
         _write_json_list("cases", [_compact(c) for c in cases])
         return EXIT_OK

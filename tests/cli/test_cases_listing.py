@@ -48,3 +48,19 @@ def test_kiosk_cases_json_lists_every_summary_and_the_filters_narrow_it(tmp_path
 def test_kiosk_cases_json_on_an_empty_kiosk_is_an_empty_list(tmp_path: Path) -> None:
     code, text = _cases(tmp_path / "data", "--json")
     assert code == 0 and json.loads(text) == {"cases": []}
+
+
+def test_listing_cases_loads_no_dicom_crypto_or_network_library(tmp_path: Path) -> None:
+    # `kiosk cases` reads the index only: its start-up must not pay for pydicom & co.
+    import subprocess
+    import sys
+
+    code = ("import sys; from kiosk.cli.main import main; "
+            f"rc = main(['--data-dir', {str(tmp_path / 'data')!r}, 'cases', '--json']); "
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'pydicom', 'numpy', 'cryptography', 'jwt', 'requests', 'PIL'}); "
+            "print('heavy', heavy); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "heavy []"
