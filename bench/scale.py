@@ -16,7 +16,9 @@ seconds (user + sys):
 * retention sweep (review every case; none due)
 * ``kiosk`` start-up (a child building the service and recovering; its peak RSS)
 * the desk's Home list on screen (Textual pilot, from app start), and finding the oldest case
-  by typing ``-`` and the four characters after it in its number
+  by typing ``-`` and the four characters after it in its number. At case 1 Home draws one
+  row, with N cases a full page (20): so Home is also paired with a third kiosk holding one
+  page of cases, which separates "a fuller screen" from "a longer history"
 
 Then ``kiosk audit verify`` over an audit trail of ``--audit`` entries (100,000: the chain is
 written with the trail's own hashing, untimed), and the data directory's size at each N.
@@ -86,7 +88,7 @@ class Kiosk:
         s._syncer = build_syncer(s.config, s.locations, s.catalog, s.store, s.audit,
                                  FakeCloud())
         s.set_pin("24680", source="bench")  # a kiosk without one starts on the PIN setup
-        self.seed = 0 if name == "reference" else 1_000_000
+        self.seed = {"reference": 0, "page": 500_000}.get(name, 1_000_000)
         self.first: str | None = None
 
     def medium(self) -> Path:
@@ -227,12 +229,19 @@ OPS = [("import of a small medium", "op_import"), ("kiosk cases --json", "op_cas
        ("pick the next outbox job", "op_next_job"), ("append an audit entry", "op_audit"),
        ("retention sweep", "op_retention"), ("kiosk start-up", "op_startup")]
 HOME = ("Home list on screen", "find a case by typing")
+#: One Home page (kiosk_tui.home.PAGE): the third kiosk's size.
+PAGE_CASES = 20
+HOME_PAGE = f"Home list, vs {PAGE_CASES} cases"
 
 
-def measure(ref: Kiosk, big: Kiosk, pairs: int) -> dict[str, list[tuple[Sample, Sample]]]:
-    """``pairs`` interleaved (reference, big) samples of every operation."""
+def measure(ref: Kiosk, big: Kiosk, pairs: int,
+            page: Kiosk | None = None) -> dict[str, list[tuple[Sample, Sample]]]:
+    """``pairs`` interleaved (reference, big) samples of every operation (and Home against a
+    kiosk with one full page of cases, when ``page`` is given)."""
     out: dict[str, list[tuple[Sample, Sample]]] = {label: [] for label, _ in OPS}
     out |= {label: [] for label in HOME}
+    if page is not None:
+        out[HOME_PAGE] = []
     for _ in range(pairs):
         for label, op in OPS:
             a = getattr(ref, op)()
@@ -241,6 +250,9 @@ def measure(ref: Kiosk, big: Kiosk, pairs: int) -> dict[str, list[tuple[Sample, 
         (ra, rf), (ba, bf) = ref.op_home(), big.op_home()
         out[HOME[0]].append((ra, ba))
         out[HOME[1]].append((rf, bf))
+        if page is not None:
+            (pa, _pf), (ba, _bf) = page.op_home(), big.op_home()
+            out[HOME_PAGE].append((pa, ba))
     return out
 
 
@@ -292,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ref, big = Kiosk(work, "reference"), Kiosk(work, "big")
         ref.add_cases(1)
+        page = Kiosk(work, "page")
+        page.add_cases(PAGE_CASES)
         print(f"scale benchmark: reference kiosk with 1 case vs a kiosk with N cases; {pairs} "
               "interleaved pairs per operation; ratio = median of per-pair ratios N / case-1 "
               "[min-max]; CPU = user+sys seconds (median)")
@@ -304,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             big.add_cases(n - big.cases())
             say(f"measuring at {big.cases()} cases")
-            for label, runs in measure(ref, big, pairs).items():
+            for label, runs in measure(ref, big, pairs, page).items():
                 per_pair = [b.wall / a.wall for a, b in runs if a.wall > 0]
                 ratio = statistics.median(per_pair)
                 ratios.setdefault(label, {})[n] = ratio
@@ -328,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         top = sizes[-1]
         print(f"targets at N={top}:")
         for label in ratios:
+            if label == HOME_PAGE and top < PAGE_CASES:
+                continue
             r = ratios[label][top]
             print(f"  {verdict(r <= TARGET_RATIO)}  {label}: {r:.2f}x (target <= {TARGET_RATIO}x)")
         cj = absolute["kiosk cases --json"][top]
