@@ -204,7 +204,7 @@ def main() -> int:
             if first.stow(files[start:start + 50]).status != 200:
                 raise RuntimeError("STOW-RS of the benchmark study failed")
 
-        links = max(counts) * (args.pairs + 1) * 2
+        links = sum(counts) * args.pairs * 2  # one fresh link per phone per gateway round
         say(f"registering {links} links")
         ids = []
         for _ in range(links):

@@ -29,7 +29,7 @@ from kiosk.store.blobstore import BlobStore
 from kiosk.store.catalog import Catalog
 from kiosk.store.database import Database
 from kiosk.store.locations import Locations, default_config_file
-from kiosk.store.open_catalog import resolve_data_dir
+from kiosk.store.open_catalog import open_store, resolve_data_dir
 
 if TYPE_CHECKING:
     from kiosk.links.printer import ReceiptPrinter
@@ -46,13 +46,8 @@ def build_service(config_file: str | Path | None = None, data_dir: str | Path | 
     ConfigError
         The configuration is invalid.
     """
-    env = dict(os.environ) if env is None else env
-    path = Path(config_file) if config_file else default_config_file(env)
-    config = load_config(path, env)
-    locations = Locations(resolve_data_dir(config, data_dir, env))
-    locations.ensure()
-    store = BlobStore(locations.blobs_dir, locations.tmp_dir)
-    catalog = Catalog(Database(locations.db_file), store)
+    config, locations, catalog = open_store(config_file, data_dir, env)
+    store = catalog.store
     importer = Importer(catalog, store, ImportOptions(
         workers=config.import_.workers,
         read_retries=config.import_.read_retries,

@@ -170,21 +170,9 @@ def write_slip(device: Escpos, slip: Slip, layout: SlipLayout) -> list[str]:
     w.english(en)
     w.chinese(zh)
     if slip.passcode is not None:
-        device.ln()
-        device.set(align="center")
-        device.textln("Link passcode:")
-        w.chinese(["链接密码："])
-        device.set(bold=True, double_height=True)
-        device.textln(slip_text.passcode_text(slip.passcode))
-        device.set(align="left", bold=False, normal_textsize=True)
+        _secret(device, w, "Link passcode:", "链接密码：", slip_text.passcode_text(slip.passcode))
     if slip.passphrase is not None:
-        device.ln()
-        device.set(align="center")
-        device.textln("USB passphrase:")
-        w.chinese(["U盘密码："])
-        device.set(bold=True, double_height=True)
-        device.textln(slip.passphrase)
-        device.set(align="left", bold=False, normal_textsize=True)
+        _secret(device, w, "USB passphrase:", "U盘密码：", slip.passphrase)
         en, zh = slip_text.usb_lines(slip)
         w.english(en)
         w.chinese(zh)
@@ -194,6 +182,17 @@ def write_slip(device: Escpos, slip: Slip, layout: SlipLayout) -> list[str]:
     w.chinese(zh)
     device.cut()
     return w.warnings
+
+
+def _secret(device: Any, w: _Writer, title: str, title_zh: str, value: str) -> None:
+    """A titled value the patient types later, centred and large."""
+    device.ln()
+    device.set(align="center")
+    device.textln(title)
+    w.chinese([title_zh])
+    device.set(bold=True, double_height=True)
+    device.textln(value)
+    device.set(align="left", bold=False, normal_textsize=True)
 
 
 class DummyReceiptPrinter:

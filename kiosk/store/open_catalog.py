@@ -30,9 +30,9 @@ def resolve_data_dir(config: Config, data_dir: str | Path | None,
     return default_data_dir(env)
 
 
-def open_catalog(config_file: str | Path | None = None, data_dir: str | Path | None = None,
-                 env: dict[str, str] | None = None) -> Catalog:
-    """The catalog of the configured data directory (made if new, upgraded if old).
+def open_store(config_file: str | Path | None = None, data_dir: str | Path | None = None,
+               env: dict[str, str] | None = None) -> tuple[Config, Locations, Catalog]:
+    """The configuration, the data directory (made if new) and its catalog (upgraded if old).
 
     Raises
     ------
@@ -45,5 +45,18 @@ def open_catalog(config_file: str | Path | None = None, data_dir: str | Path | N
     locations.ensure()
     catalog = Catalog(Database(locations.db_file),
                       BlobStore(locations.blobs_dir, locations.tmp_dir))
+    return config, locations, catalog
+
+
+def open_catalog(config_file: str | Path | None = None, data_dir: str | Path | None = None,
+                 env: dict[str, str] | None = None) -> Catalog:
+    """The catalog of the configured data directory, jobs of dead processes marked.
+
+    Raises
+    ------
+    ConfigError
+        The configuration is invalid.
+    """
+    catalog = open_store(config_file, data_dir, env)[2]
     catalog.mark_interrupted()
     return catalog
