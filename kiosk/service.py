@@ -269,9 +269,9 @@ class KioskService:
         :meth:`Catalog.case_summaries`: ``limit``, ``since``, ``find``, ``offset``)."""
         return self.catalog.case_summaries(limit=limit, since=since, find=find, offset=offset)
 
-    def encoded_summaries(self, encode: Callable[[dict[str, Any]], str], *,
-                          since: str | None = None) -> list[str]:
-        """Every case summary, newest first, as ``encode`` makes it a string (flat memory: see
+    def encoded_summaries(self, encode: Callable[[dict[str, Any]], bytes], *,
+                          since: str | None = None) -> list[bytes]:
+        """Every case summary, newest first, as ``encode`` makes it UTF-8 (flat memory: see
         :meth:`Catalog.encoded_summaries`)."""
         return self.catalog.encoded_summaries(encode, since=since)
 

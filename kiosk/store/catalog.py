@@ -176,9 +176,9 @@ class Catalog:
                 break
         return out
 
-    def encoded_summaries(self, encode: Callable[[dict[str, Any]], str], *,
-                          since: str | None = None) -> list[str]:
-        """Every case summary (on or after ``since``), newest first, each made a string.
+    def encoded_summaries(self, encode: Callable[[dict[str, Any]], bytes], *,
+                          since: str | None = None) -> list[bytes]:
+        """Every case summary (on or after ``since``), newest first, each made UTF-8 bytes.
 
         For a listing of every case (``kiosk cases --json``): the index is read a bucket at a
         time and each row kept only as ``encode(summary)``, so memory stays flat with the

@@ -64,3 +64,20 @@ def test_listing_cases_loads_no_dicom_crypto_or_network_library(tmp_path: Path) 
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "heavy []"
+
+
+def test_the_listing_through_a_real_pipe_is_utf8_json_with_chinese_names(tmp_path: Path) -> None:
+    # The full listing is written as UTF-8 bytes straight to stdout's buffer.
+    import subprocess
+    import sys
+
+    from kiosk.samples.sample_disc import build_sample_disc
+
+    disc = build_sample_disc(tmp_path / "disc")
+    build_service(data_dir=tmp_path / "data", env={}).import_path(disc.root)
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli.main", "--data-dir",
+                           str(tmp_path / "data"), "cases", "--json"], capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout.decode("utf-8"))["cases"]
+    assert [c["patients"][0]["name_display"] for c in listed] == ["Li Hua 李华"]
