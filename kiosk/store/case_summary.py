@@ -30,7 +30,7 @@ from collections import OrderedDict
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.database import CaseDocs
+from kiosk.store.case_index import CaseDocs
 
 SUMMARY_KEYS = ("case_id", "status", "delivered", "created", "updated", "patients", "studies",
                 "instances", "bytes", "modalities")

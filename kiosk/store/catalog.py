@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
+from kiosk.store.case_index import CaseDocs
 from kiosk.store.case_summary import CaseView, newest_first, public, summary_row
-from kiosk.store.database import CaseDocs, Database
+from kiosk.store.database import Database
 from kiosk.store.import_split import divide_report
 from kiosk.system.liveness import boot_id, claim_alive
 

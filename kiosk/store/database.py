@@ -25,7 +25,6 @@ CLI and the running app never lose each other's updates.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
 import time
@@ -38,6 +37,13 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from kiosk.store import migration
+from kiosk.store.case_index import (
+    CaseDocs,
+    IndexBuckets,
+    Signature,
+    basic_summary,
+    file_signature,
+)
 from kiosk.store.durable import fsync_dir, write_atomic
 from kiosk.store.layout import (
     ACTIVE_STATES,
@@ -52,7 +58,6 @@ from kiosk.store.layout import (
 )
 
 #: A file's identity and version: inode, size, mtime (a replace always changes the inode).
-Signature = list[int]
 
 
 class AtomicJSONStorage(Storage):
@@ -79,41 +84,6 @@ class AtomicJSONStorage(Storage):
         """Nothing held open between operations."""
 
 
-class CaseDocs:
-    """The records of one case, read with one parse of its file."""
-
-    def __init__(self, case_id: str, tables: dict[str, dict[str, dict[str, Any]]]) -> None:
-        self.case_id = case_id
-        self._tables = tables
-
-    def docs(self, table: str) -> list[dict[str, Any]]:
-        """The documents of ``table``, in insertion order (copies)."""
-        rows = self._tables.get(table, {})
-        return [dict(rows[k]) for k in sorted(rows, key=lambda k: int(k))]
-
-    def first(self, table: str) -> dict[str, Any] | None:
-        """The first document of ``table``, or None."""
-        docs = self.docs(table)
-        return docs[0] if docs else None
-
-
-def basic_summary(docs: CaseDocs) -> dict[str, Any] | None:
-    """The smallest index row: the case id and its times (the catalog gives a fuller one)."""
-    case = docs.first("cases")
-    if case is None:
-        return None
-    return {"case_id": docs.case_id, "created": case.get("created"),
-            "updated": case.get("updated")}
-
-
-def _signature(path: Path) -> Signature | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
 class Database:
     """Tables of JSON documents addressed by equality on their fields.
 
@@ -137,9 +107,8 @@ class Database:
         self._depth = 0
         self._ready = False
         self._dirty: set[str] = set()
-        #: Per index bucket: its file's signature, its rows by tinydb doc id, and in order.
-        self._bucket_cache: dict[Path, tuple[Signature, dict[str, dict[str, Any]],
-                                             list[dict[str, Any]]]] = {}
+        #: The index buckets as last read or written, checked against their files.
+        self._buckets = IndexBuckets()
         self._healed = False
         self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
@@ -504,64 +473,16 @@ class Database:
         path = self.paths.case_file(case_id)
         row = self.summarise(self.case_docs(case_id))
         bucket = self.paths.index_bucket(case_id)
-        before = next((r for r in self._bucket_rows(bucket) if r.get("case_id") == case_id),
+        before = next((r for r in self._buckets.rows(bucket) if r.get("case_id") == case_id),
                       None)
         if row is not None:
-            row = row | {"case_id": case_id, "sig": _signature(path)}
+            row = row | {"case_id": case_id, "sig": file_signature(path)}
         if row == before:
             return
         if not heal and row is not None and before is not None and \
                 {**row, "sig": None} == {**before, "sig": None}:
             return
-        self._write_bucket(bucket, case_id, row)
-
-    def _write_bucket(self, bucket: Path, case_id: str, row: dict[str, Any] | None) -> None:
-        """Replace, add or drop one case's row in its bucket, from the rows already held.
-
-        The bucket was just validated against its file (``_bucket_rows``) under the database
-        lock, so the new file is made from memory instead of tinydb's read-modify-write of the
-        whole bucket (a parse of N/64 rows on every summary change). The bytes are the ones
-        tinydb would write (one ``rows`` table, string doc ids, the next id one past the
-        largest), and the bucket is kept as a fresh read would give it, so this process's
-        next look at the index parses nothing.
-        """
-        cached = self._bucket_cache.get(bucket)
-        by_id: dict[str, dict[str, Any]] = dict(cached[1]) if cached is not None else {}
-        doc_id = next((k for k, r in by_id.items() if r.get("case_id") == case_id), None)
-        if row is None:
-            if doc_id is None:
-                return
-            del by_id[doc_id]
-        else:
-            if doc_id is None:
-                doc_id = str(max((int(k) for k in by_id), default=0) + 1)
-            by_id[doc_id] = json.loads(json.dumps(row))  # JSON types, as a re-read gives them
-        write_atomic(bucket, migration.dumps({"rows": by_id}))
-        ordered = {k: by_id[k] for k in sorted(by_id)}  # the file's order (sorted keys)
-        sig = _signature(bucket)
-        if sig is None:
-            self._bucket_cache.pop(bucket, None)
-        else:
-            self._bucket_cache[bucket] = (sig, ordered, list(ordered.values()))
-
-    def _bucket_rows(self, path: Path, *, keep: bool = True,
-                     sig: Signature | None = None) -> list[dict[str, Any]]:
-        """One bucket's rows; kept for the next call unless ``keep`` is False.
-
-        ``sig``: the bucket's signature when the caller has just taken it (no second stat).
-        """
-        sig = sig or _signature(path)
-        if sig is None:
-            self._bucket_cache.pop(path, None)
-            return []
-        cached = self._bucket_cache.get(path)
-        if cached is not None and cached[0] == sig:
-            return cached[2]
-        by_id = (migration.load(path) or {}).get("rows", {})
-        rows = list(by_id.values())
-        if keep:
-            self._bucket_cache[path] = (sig, by_id, rows)
-        return rows
+        self._buckets.write(bucket, case_id, row)
 
     def iter_index_rows(self) -> Iterator[dict[str, Any]]:
         """Every case's index row, bucket by bucket, none kept (callers must not change them).
@@ -572,7 +493,7 @@ class Database:
         with self.transaction():
             self._heal_once()
             for bucket in self.paths.index_buckets():
-                yield from self._bucket_rows(bucket, keep=False)
+                yield from self._buckets.rows(bucket, keep=False)
 
     def _heal_once(self) -> None:
         if not self._healed:
@@ -597,7 +518,7 @@ class Database:
                 return self._rows
             rows: list[dict[str, Any]] = []
             for bucket in self.paths.index_buckets():
-                rows += self._bucket_rows(bucket)
+                rows += self._buckets.rows(bucket)
             self._rows = (version, rows)
             return self._rows
 
@@ -620,14 +541,14 @@ class Database:
         """
         with self.transaction():
             self._heal_once()
-            return [(sig, self._bucket_rows(path, sig=list(sig)) if sig is not None else [])
+            return [(sig, self._buckets.rows(path, sig=list(sig)) if sig is not None else [])
                     for sig, path in zip(self._bucket_version(), self.paths.index_buckets(),
                                          strict=True)]
 
     def _heal(self) -> None:
         # Only each row's case file signature is kept: the rows themselves are not needed.
         rows = {r["case_id"]: r.get("sig") for path in self.paths.index_buckets()
-                for r in self._bucket_rows(path, keep=False)}
+                for r in self._buckets.rows(path, keep=False)}
         files: dict[str, Signature] = {}
         with os.scandir(self.paths.cases_dir) as entries:
             for entry in entries:
@@ -653,7 +574,7 @@ class Database:
     def index_row(self, case_id: str) -> dict[str, Any] | None:
         """One case's index row, or None (read from its bucket only)."""
         with self.transaction():
-            for row in self._bucket_rows(self.paths.index_bucket(case_id)):
+            for row in self._buckets.rows(self.paths.index_bucket(case_id)):
                 if row.get("case_id") == case_id:
                     return row
         return None
