@@ -6,7 +6,6 @@ back through callbacks (the UI turns them into messages from its worker threads)
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import threading
@@ -19,14 +18,10 @@ from kiosk.cloud.sync import Syncer, SyncReport, SyncStatus, report_states
 from kiosk.cloud.sync_loop import StatusCallback, SyncLoop
 from kiosk.cloud.uploader import SyncProgress
 from kiosk.config import Config
-from kiosk.errors import PrinterError, UsageError
+from kiosk.errors import UsageError
 from kiosk.ingest.identity import confirmed_identity, filing, one_person_problem
 from kiosk.ingest.importer import Importer, ProgressCallback
 from kiosk.links.case_links import CaseLinks
-from kiosk.links.manifest_signature import ManifestSigner
-from kiosk.links.signing_key import load_or_create
-from kiosk.links.slip import Slip
-from kiosk.links.tokens import Link, TokenClaims
 from kiosk.reports.merger import IncomingReport
 from kiosk.retention.policy import CaseRetention
 from kiosk.retention.purge import (
@@ -39,6 +34,7 @@ from kiosk.retention.purger import Purger
 from kiosk.security.audit import AuditLog
 from kiosk.security.pin import PinCheck, PinStatus, PinStore
 from kiosk.security.pin_guard import PinGuard
+from kiosk.service.link_desk import LinkDesk
 from kiosk.sources.opener import open_source
 from kiosk.sources.source import Source
 from kiosk.store.blobstore import BlobStore
@@ -47,7 +43,7 @@ from kiosk.store.durable import remove_stale_temps
 from kiosk.store.locations import Locations
 
 if TYPE_CHECKING:
-    from kiosk.links.printer import PrintReport, ReceiptPrinter
+    from kiosk.links.printer import ReceiptPrinter
     from kiosk.media.desk import MediaDesk
     from kiosk.package.aeszip import KeySupply
     from kiosk.package.export import ExportProgress
@@ -60,8 +56,11 @@ def _label_digest(label: str | None) -> str | None:
     return hashlib.sha256(label.encode()).hexdigest()[:16] if label else None
 
 
-class KioskService:
-    """Everything the kiosk can do, as calls the UI and the CLI share."""
+class KioskService(LinkDesk):
+    """Everything the kiosk can do, as calls the UI and the CLI share.
+
+    The links, QR and slip calls are in :class:`kiosk.service.link_desk.LinkDesk`.
+    """
 
     #: Removable media on the desk (watcher, roles, mounts); set by
     #: :func:`kiosk.bootstrap.attach_media` when the caller wants media detection.
@@ -308,110 +307,6 @@ class KioskService:
         if case is None:
             raise UsageError(f"There is no case {case_id}. `kiosk cases` lists them.")
         return case | {"studies": self.catalog.studies(case_id)}
-
-    # --- link, QR and slip -----------------------------------------------------------------
-
-    @property
-    def links(self) -> CaseLinks:
-        """Minted links of cases (see :mod:`kiosk.links.case_links`)."""
-        if self._links is None:
-            raise UsageError("Links are not set up in this kiosk (no link minter was built).")
-        return self._links
-
-    @functools.cached_property
-    def manifest_signer(self) -> ManifestSigner:
-        """Signs package manifests (MANIFEST.JWS) with this kiosk's link-signing key."""
-        return ManifestSigner(load_or_create(self.locations.link_key_file))
-
-    @property
-    def printer(self) -> ReceiptPrinter:
-        """The receipt printer (a fake can be assigned, e.g. in tests and the demo)."""
-        if self._printer is None:
-            if self._printer_factory is None:
-                raise UsageError("No receipt printer is set up in this kiosk.")
-            self._printer = self._printer_factory()
-        return self._printer
-
-    @printer.setter
-    def printer(self, printer: ReceiptPrinter) -> None:
-        self._printer = printer
-
-    def case_link(self, case_id: str) -> Link:
-        """The cloud link for all studies of ``case_id``, minted offline or reused.
-
-        The same link comes back for the screen, the slip and the export while it has at least
-        half its validity left.
-
-        Raises
-        ------
-        UsageError
-            No such case, or it has no study yet.
-        """
-        self.require_one_person(case_id)  # raises for an unknown case too
-        study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
-        return self.links.for_case(case_id, study_uids)
-
-    def revoke_link(self, key: str) -> list[Link]:
-        """Revoke the live links of case ``key``, or the link whose id is ``key``.
-
-        The gateway is told through the outbox (next sync); this kiosk refuses the token at
-        once. Returns what was revoked (empty: already revoked).
-
-        Raises
-        ------
-        UsageError
-            No case and no link with that id.
-        """
-        return self.links.revoke(key)
-
-    def reissue_link(self, case_id: str) -> Link:
-        """Revoke the case's links and mint a new one (new id and passcode; a new slip).
-
-        Raises
-        ------
-        UsageError
-            No such case, or it has no study yet.
-        """
-        self.require_one_person(case_id)
-        study_uids = [s["study_uid"] for s in self.catalog.studies(case_id)]
-        return self.links.reissue(case_id, study_uids)
-
-    def verify_link(self, token: str, *, study_uid: str | None = None) -> TokenClaims:
-        """Check a link token of either kind with this kiosk's key, secret and revocation list.
-
-        Raises
-        ------
-        LinkTokenError
-            Not valid; ``reason`` says why.
-        """
-        return self.links.verifier.verify(token, study_uid=study_uid)
-
-    def print_slip(self, case_id: str, *, passphrase: str | None = None) -> PrintReport:
-        """Print the patient slip: QR, expiry, case number, passphrase, instructions.
-
-        The passphrase is printed but never stored or logged; the audit entry only says whether
-        one was on the slip.
-
-        Raises
-        ------
-        UsageError
-            No such case or no study.
-        PrinterError
-            No printer, offline, out of paper: show the message and carry on.
-        """
-        link = self.case_link(case_id)
-        slip = Slip(case_id=case_id, link=link.url, expiry_date=link.expiry_date,
-                    passphrase=passphrase, fingerprint=self.manifest_signer.fingerprint,
-                    passcode=link.passcode)
-        try:
-            report = self.printer.print_slip(slip)
-        except PrinterError as exc:
-            self.audit.append("print", case_id=case_id, token_id=link.token_id, ok=False,
-                              error=type(exc).__name__, passphrase=passphrase is not None)
-            raise
-        self.audit.append("print", case_id=case_id, token_id=link.token_id, ok=True,
-                          printer=report.printer, passphrase=passphrase is not None)
-        return report
 
     # --- reports and cloud sync ------------------------------------------------------------
 
