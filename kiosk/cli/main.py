@@ -25,6 +25,7 @@ from kiosk.cli import gateway as gateway_cli
 from kiosk.errors import KioskError, UsageError
 from kiosk.ingest.identity import patient_ids
 from kiosk.sources.scan_limits import format_bytes
+from kiosk.store.case_index import summary_line
 
 if TYPE_CHECKING:  # kiosk.ingest.importer loads pydicom: `kiosk export` starts work before that
     from kiosk.ingest.importer import ImportProgress
@@ -310,7 +311,7 @@ def _write_json_list(key: str, items: list[bytes]) -> None:
 
 
 def _compact(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, ensure_ascii=False).encode("utf-8")
+    return summary_line(item).encode("utf-8")
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -321,7 +322,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
     limit, since, find = (getattr(args, k, None) for k in ("limit", "since", "find"))
     if args.json and limit is None and not find:
         # Every case: encoded as the index is read, so memory stays flat with the cases.
-        _write_json_list("cases", catalog.encoded_summaries(_compact, since=since))
+        _write_json_list("cases", catalog.summary_lines(since=since))
         return EXIT_OK
     cases = catalog.case_summaries(limit=limit, since=since, find=find)
     if args.json:

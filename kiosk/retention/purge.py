@@ -209,6 +209,7 @@ def purge_case(catalog: Catalog, store: BlobStore, case_id: str, *,
         my_studies = {s["study_uid"] for s in mine[STUDIES]} - other_studies
         for table in (*tables, LINKS, CASES):
             db.remove(table, case_id=case_id)
+        catalog.forget_jobs(mine[JOBS])
         temps = 0
         if locations is not None:
             # Every database write holds this lock, so no write is half-way: any temp left is

@@ -268,11 +268,10 @@ class KioskService(LinkDesk):
         :meth:`Catalog.case_summaries`: ``limit``, ``since``, ``find``, ``offset``)."""
         return self.catalog.case_summaries(limit=limit, since=since, find=find, offset=offset)
 
-    def encoded_summaries(self, encode: Callable[[dict[str, Any]], bytes], *,
-                          since: str | None = None) -> list[bytes]:
-        """Every case summary, newest first, as ``encode`` makes it UTF-8 (flat memory: see
-        :meth:`Catalog.encoded_summaries`)."""
-        return self.catalog.encoded_summaries(encode, since=since)
+    def summary_lines(self, *, since: str | None = None) -> list[bytes]:
+        """Every case summary, newest first, one line of JSON each (see
+        :meth:`Catalog.summary_lines`)."""
+        return self.catalog.summary_lines(since=since)
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""

@@ -30,15 +30,9 @@ from collections import OrderedDict
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.case_index import CaseDocs
+from kiosk.store.case_index import SUMMARY_KEYS, CaseDocs, public
 
-SUMMARY_KEYS = ("case_id", "status", "delivered", "created", "updated", "patients", "studies",
-                "instances", "bytes", "modalities")
-
-
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    """The summary part of an index row, in the order ``kiosk cases --json`` prints it."""
-    return {k: row.get(k) for k in SUMMARY_KEYS}
+__all__ = ["SUMMARY_KEYS", "CaseView", "matches", "newest_first", "public", "summary_row"]
 
 
 def _dates(value: Any) -> list[str]:

@@ -14,12 +14,12 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.case_index import CaseDocs
+from kiosk.store.case_index import CaseDocs, listing_key
 from kiosk.store.case_summary import CaseView, newest_first, public, summary_row
 from kiosk.store.database import Database
 from kiosk.store.import_split import divide_report
@@ -76,7 +76,9 @@ class Catalog:
         self.store = store
         db.summarise = self._summary_row
         self._view: tuple[Any, CaseView] | None = None
-        self._settled: dict[int, tuple[Any, list[tuple[float, str]]]] = {}
+        #: Per index bucket, its settled cases in order; and the index version they are of.
+        self._settled: dict[int, list[tuple[float, str]]] = {}
+        self._settled_seen: tuple[Any, ...] | None = None
 
     def _summary_row(self, docs: CaseDocs) -> dict[str, Any] | None:
         return summary_row(docs, self.store)
@@ -120,18 +122,17 @@ class Catalog:
     def settled_before(self, cutoff: float) -> list[str]:
         """Cases delivered and uploaded, the later of the two before ``cutoff``, oldest first.
 
-        Each index bucket's cases are kept in that order while the bucket is unchanged, so a
-        retention sweep costs a bisection per bucket, however many cases the kiosk holds.
+        Each index bucket's cases are kept in that order, and moved when this process changes
+        one (:meth:`Database.settled_orders`), so a retention sweep costs a bisection per
+        bucket, however many cases the kiosk holds.
         """
+        version, changed = self.db.settled_orders(self._settled_seen)
+        self._settled.update(changed)
+        self._settled_seen = version
         found: list[tuple[float, str]] = []
-        for i, (sig, rows) in enumerate(self.db.index_buckets()):
-            cached = self._settled.get(i)
-            if cached is None or cached[0] != sig:
-                order = sorted((float(r["x"]["settled"]), r["case_id"]) for r in rows
-                               if r.get("x", {}).get("settled") is not None)
-                cached = self._settled[i] = (sig, order)
-            order = cached[1]
-            found += order[:bisect.bisect_right(order, (cutoff, "\uffff"))]
+        for order in self._settled.values():
+            if order and order[0][0] <= cutoff:
+                found += order[:bisect.bisect_right(order, (cutoff, "\uffff"))]
         return [case_id for _t, case_id in sorted(found)]
 
     def index_rows(self) -> list[dict[str, Any]]:
@@ -177,18 +178,24 @@ class Catalog:
                 break
         return out
 
-    def encoded_summaries(self, encode: Callable[[dict[str, Any]], bytes], *,
-                          since: str | None = None) -> list[bytes]:
-        """Every case summary (on or after ``since``), newest first, each made UTF-8 bytes.
+    def summary_lines(self, *, since: str | None = None) -> list[bytes]:
+        """Every case summary (on or after ``since``), newest first, each one line of JSON.
 
-        For a listing of every case (``kiosk cases --json``): the index is read a bucket at a
-        time and each row kept only as ``encode(summary)``, so memory stays flat with the
-        number of cases (the rows as Python objects would be ~3 kB a case).
+        For a listing of every case (``kiosk cases --json``): the lines are kept in the index
+        as they are printed, so no case is decoded or encoded into JSON here, and each is
+        held as UTF-8 until sorted (a ``str`` holding a Chinese name takes two bytes a
+        character).
         """
-        keyed = [(newest_first(row), encode(public(row))) for row in self.db.iter_index_rows()
-                 if not since or (row.get("created") or "") >= since]
-        keyed.sort(reverse=True, key=lambda k: k[0])
-        return [text for _key, text in keyed]
+        def pick(lean: dict[str, Any]) -> tuple[str, float, str, bytes] | None:
+            if since and (lean.get("created") or "") < since:
+                return None
+            # One flat tuple a case: the sort key, then the line (a nested key tuple would
+            # cost another 64 bytes a case).
+            return (*listing_key(lean), lean["line"].encode("utf-8"))
+
+        keyed = self.db.listing(pick)
+        keyed.sort(reverse=True)  # case ids are unique: no two tuples get to their lines
+        return [k[3] for k in keyed]
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""
@@ -464,6 +471,19 @@ class Catalog:
                                         job_id])
         return job_id
 
+    def forget_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        """Drop ``jobs`` (a purged case's) from their media's lists of recent jobs."""
+        with self.db.transaction():
+            for kind, source in {(j.get("kind"), j.get("source")) for j in jobs
+                                 if isinstance(j.get("source"), str)}:
+                note = f"source:{kind}:{source}"
+                ids = self.db.note(note)
+                if not ids:
+                    continue
+                gone = {j["job_id"] for j in jobs}
+                if any(i in gone for i in ids):
+                    self.db.set_note(note, [i for i in ids if i not in gone])
+
     def finish_job(self, job_id: str, state: str, **fields: Any) -> None:
         """Record a job's end state (complete, incomplete, failed, cancelled)."""
         self.db.update(JOBS, {"state": state, "finished": now_iso(), **fields}, job_id=job_id)
@@ -479,7 +499,8 @@ class Catalog:
         """
         if "source" in key and "kind" in key and "case_id" not in key:
             ids = self.db.note(f"source:{key['kind']}:{key['source']}") or []
-            found = [self.db.get(JOBS, job_id=i) for i in ids]
+            # Located only: a job of a purged case is gone, not looked for in every case.
+            found = [self.db.get_located(JOBS, i) for i in ids]
             docs = [d for d in found if d is not None and all(
                 d.get(k) == v for k, v in key.items())]
         else:

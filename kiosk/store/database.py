@@ -37,14 +37,9 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from kiosk.store import migration
-from kiosk.store.case_index import (
-    CaseDocs,
-    IndexBuckets,
-    Signature,
-    basic_summary,
-    file_signature,
-)
+from kiosk.store.case_index import CaseDocs, IndexBuckets, basic_summary
 from kiosk.store.durable import fsync_dir, write_atomic
+from kiosk.store.index_upkeep import IndexUpkeep
 from kiosk.store.layout import (
     ACTIVE_STATES,
     ID_FIELDS,
@@ -53,11 +48,8 @@ from kiosk.store.layout import (
     SUMMARISED,
     Paths,
     active_table,
-    case_file_name,
     id_key,
 )
-
-#: A file's identity and version: inode, size, mtime (a replace always changes the inode).
 
 
 class AtomicJSONStorage(Storage):
@@ -84,7 +76,7 @@ class AtomicJSONStorage(Storage):
         """Nothing held open between operations."""
 
 
-class Database:
+class Database(IndexUpkeep):
     """Tables of JSON documents addressed by equality on their fields.
 
     Parameters
@@ -109,7 +101,12 @@ class Database:
         self._dirty: set[str] = set()
         #: The index buckets as last read or written, checked against their files.
         self._buckets = IndexBuckets()
-        self._healed = False
+        #: Whether this process has checked the index against the case files once.
+        self._checked = False
+        #: A write was cut short (the in-flight marker was found): check every row.
+        self._must_heal = False
+        #: This transaction created the in-flight marker (removed when it ends).
+        self._marked = False
         self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
         self.migrated = False
@@ -137,13 +134,20 @@ class Database:
                     self.paths.cases_dir.mkdir(exist_ok=True)
                     self.paths.index_dir.mkdir(exist_ok=True)
                     self._ready = True
+                if self._depth == 1 and not self._marked and self.paths.in_flight.exists():
+                    self._must_heal = True  # a writer died between a case file and its row
                 yield
             finally:
                 try:
-                    if self._depth == 1 and self._dirty:
+                    if self._depth == 1:
                         dirty, self._dirty = self._dirty, set()
                         for case_id in sorted(dirty):
                             self._refresh_row(case_id)
+                        if self._marked:
+                            # Every changed case has its row: a cut from here on loses nothing.
+                            self._marked = False
+                            if not self._must_heal:
+                                self.paths.in_flight.unlink(missing_ok=True)
                 finally:
                     self._depth -= 1
                     if self._depth == 0:
@@ -235,6 +239,28 @@ class Database:
                         self._set_locator(table, doc[field], doc["case_id"])
             return out
 
+    def get_located(self, table: str, value: str) -> dict[str, Any] | None:
+        """The document of ``table`` whose id field (:data:`ID_FIELDS`) is ``value``, looked
+        for in the global table and the case its locator names only, or None.
+
+        Unlike :meth:`get`, an id without a locator (its case purged) is not looked for in
+        every case file: for ids kept in lists of their own, which may outlive their case.
+        """
+        field = ID_FIELDS[table]
+        with self.transaction():
+            paths: list[Path | None] = [None]
+            case_id = self._locate(table, value)
+            if case_id is not None:
+                paths.append(self.paths.case_file(case_id))
+            for path in paths:
+                if path is not None and not path.exists():
+                    continue
+                t = self._global(table) if path is None else self._tiny(path).table(table)
+                found = t.get(self._cond({field: value}))
+                if found is not None and not isinstance(found, list):
+                    return dict(found)
+        return None
+
     def find_active(self, table: str, **key: Any) -> list[dict[str, Any]]:
         """Documents of ``table`` in an active state (:data:`ACTIVE_STATES`) matching ``key``.
 
@@ -268,6 +294,7 @@ class Database:
             self._mirror(table, doc)  # before the case file: a cut between is repaired
         new = self.paths.case_file(case_id)
         created = not new.exists()
+        self._will_change(table)
         self._tiny(new).table(table).insert(doc)
         if created:
             fsync_dir(new.parent)
@@ -311,6 +338,8 @@ class Database:
                 after = [dict(d) | fields for d in docs]
                 owner = docs[0].get("case_id") if path is not None else None
                 moving = [a for a in after if a.get("case_id") != owner]
+                if path is not None:
+                    self._will_change(table)
                 if moving:
                     t.remove(doc_ids=[d.doc_id for d, a in zip(docs, after, strict=True)
                                       if a.get("case_id") != owner])
@@ -345,6 +374,8 @@ class Database:
                 docs = t.search(self._cond(key))
                 if not docs:
                     continue
+                if path is not None:
+                    self._will_change(table)
                 t.remove(doc_ids=[d.doc_id for d in docs])
                 self._after(table, docs[0].get("case_id") if path is not None else None, [],
                             [dict(d) for d in docs])
@@ -357,7 +388,7 @@ class Database:
         """Close the database."""
         self._db.close()
 
-    # --- locators, the active mirror and the case index -----------------------------------
+    # --- locators, the active mirror --------------------------------------------------------
 
     def _after(self, table: str, case_id: str | None, written: list[dict[str, Any]],
                gone: list[dict[str, Any]]) -> None:
@@ -459,123 +490,3 @@ class Database:
         if data is not None and not any(data.values()):
             path.unlink(missing_ok=True)
             fsync_dir(path.parent)
-
-    def _refresh_row(self, case_id: str, *, heal: bool = False) -> None:
-        """Bring the case's index row up to date after a write to its case file.
-
-        The bucket is rewritten only when the summary changed: most writes (an upload's
-        progress, a job claimed or finished) leave it as it was, and a bucket holds N/64 rows.
-        The row's ``sig`` (the case file's signature when the row was made) then lags behind
-        the file, which the next start's heal sees as a row to re-check: that re-check
-        (``heal=True``) writes the current signature even when the summary is the same, so
-        each touched case costs one re-check, once.
-        """
-        path = self.paths.case_file(case_id)
-        row = self.summarise(self.case_docs(case_id))
-        bucket = self.paths.index_bucket(case_id)
-        before = next((r for r in self._buckets.rows(bucket) if r.get("case_id") == case_id),
-                      None)
-        if row is not None:
-            row = row | {"case_id": case_id, "sig": file_signature(path)}
-        if row == before:
-            return
-        if not heal and row is not None and before is not None and \
-                {**row, "sig": None} == {**before, "sig": None}:
-            return
-        self._buckets.write(bucket, case_id, row)
-
-    def iter_index_rows(self) -> Iterator[dict[str, Any]]:
-        """Every case's index row, bucket by bucket, none kept (callers must not change them).
-
-        For a caller that looks at each row once (``kiosk cases --json``): only one bucket's
-        rows are in memory at a time, so a listing's memory does not grow with the cases.
-        """
-        with self.transaction():
-            self._heal_once()
-            for bucket in self.paths.index_buckets():
-                yield from self._buckets.rows(bucket, keep=False)
-
-    def _heal_once(self) -> None:
-        if not self._healed:
-            self._heal()
-            self._healed = True
-
-    def index_rows(self) -> list[dict[str, Any]]:
-        """Every case's index row (callers must not change them).
-
-        No case file is read: the 64 buckets' signatures are checked and only a changed bucket
-        is read again. The first call in a process also compares every row with its case
-        file's signature and rebuilds those a power cut (or a migration) left behind.
-        """
-        return self.index_snapshot()[1]
-
-    def index_snapshot(self) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
-        """``(version, rows)``: the version changes whenever any row may have changed."""
-        with self.transaction():
-            self._heal_once()
-            version = self._bucket_version()
-            if self._rows is not None and self._rows[0] == version:
-                return self._rows
-            rows: list[dict[str, Any]] = []
-            for bucket in self.paths.index_buckets():
-                rows += self._buckets.rows(bucket)
-            self._rows = (version, rows)
-            return self._rows
-
-    def _bucket_version(self) -> tuple[Any, ...]:
-        out: list[tuple[int, int, int] | None] = []
-        for name in self.paths.index_bucket_names():
-            try:
-                st = os.stat(name)
-            except FileNotFoundError:
-                out.append(None)
-                continue
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(out)
-
-    def index_buckets(self) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """The case index bucket by bucket: ``(signature, rows)`` each.
-
-        For views that keep something per bucket and rebuild only the buckets that changed
-        (the retention sweep's order of settled cases).
-        """
-        with self.transaction():
-            self._heal_once()
-            return [(sig, self._buckets.rows(path, sig=list(sig)) if sig is not None else [])
-                    for sig, path in zip(self._bucket_version(), self.paths.index_buckets(),
-                                         strict=True)]
-
-    def _heal(self) -> None:
-        # Only each row's case file signature is kept: the rows themselves are not needed.
-        rows = {r["case_id"]: r.get("sig") for path in self.paths.index_buckets()
-                for r in self._buckets.rows(path, keep=False)}
-        files: dict[str, Signature] = {}
-        with os.scandir(self.paths.cases_dir) as entries:
-            for entry in entries:
-                if entry.name.endswith(".json") and not entry.name.startswith("."):
-                    st = entry.stat()
-                    files[entry.name] = [st.st_ino, st.st_size, st.st_mtime_ns]
-        stale = set()
-        named = set()
-        for case_id, sig in rows.items():
-            name = case_file_name(case_id)
-            named.add(name)
-            if files.get(name) != sig:
-                stale.add(case_id)
-        for name in files.keys() - named:
-            docs = CaseDocs("", migration.load(self.paths.cases_dir / name) or {})
-            owner = next((d.get("case_id") for t in sorted(PARTITIONED)
-                          for d in docs.docs(t) if isinstance(d.get("case_id"), str)), None)
-            if owner is not None:
-                stale.add(owner)
-        for case_id in sorted(stale):
-            self._refresh_row(case_id, heal=True)
-
-    def index_row(self, case_id: str) -> dict[str, Any] | None:
-        """One case's index row, or None (read from its bucket only)."""
-        with self.transaction():
-            for row in self._buckets.rows(self.paths.index_bucket(case_id)):
-                if row.get("case_id") == case_id:
-                    return row
-        return None
-

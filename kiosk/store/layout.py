@@ -8,7 +8,11 @@ file and keeps what must be found without knowing the case in small files of the
                             *active* mirror (running import jobs, unfinished uploads)
     cases/<name>.json       one tinydb file per case: the case, its studies, reports, jobs,
                             links and upload jobs
-    index/cases-<b>.json    the case index: one compact summary row per case, in 64 buckets
+    index/summaries-<b>.json  the case index: one compact summary row per case, in 64
+                            buckets (:mod:`kiosk.store.case_index`; ``cases-<b>.json`` held
+                            it in one table until this release and is converted on first use)
+    index/.in-flight        present while a write that changes a case's summary is under way:
+                            found at the next start, the index is checked against every case
     index/ids-<b>.json      which case a job or report id belongs to, in 64 buckets
 
 Every file is written as today (temp file, fsync, rename, fsync the directory), so each stays
@@ -80,8 +84,10 @@ class Paths:
         self.index_dir = db_file.parent / "index"
         #: The layout-1 database, kept until the start after a migration.
         self.backup = db_file.with_name(db_file.name + ".layout1.bak")
-        self._buckets = [self.index_dir / f"cases-{b:02d}.json" for b in range(BUCKETS)]
+        self._buckets = [self.index_dir / f"summaries-{b:02d}.json" for b in range(BUCKETS)]
         self._bucket_names = [str(p) for p in self._buckets]
+        #: Present while a summarised write is under way (see the module's text).
+        self.in_flight = self.index_dir / ".in-flight"
 
     def case_file(self, case_id: str) -> Path:
         """The file of one case."""
@@ -105,7 +111,11 @@ class Paths:
 
     def index_bucket(self, case_id: str) -> Path:
         """The index bucket holding ``case_id``'s row."""
-        return self.index_dir / f"cases-{bucket(case_id)}.json"
+        return self.index_dir / f"summaries-{bucket(case_id)}.json"
+
+    def legacy_buckets(self) -> list[Path]:
+        """The case index's buckets of the earlier format (``cases-<b>.json``) still present."""
+        return sorted(self.index_dir.glob("cases-[0-9][0-9].json"))
 
     def ids_bucket(self, table: str, value: str) -> Path:
         """The locator bucket of a job or report id."""

@@ -65,12 +65,17 @@ def load(path: Path) -> Tables | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StoreError(
-            f"The kiosk database {path} is damaged ({exc}). It has not been changed; "
-            "restore it from backup or move it aside to start empty.") from None
+        raise damaged(path, exc) from None
     if not isinstance(data, dict):
         raise StoreError(f"The kiosk database {path} is not a tinydb file.")
     return data
+
+
+def damaged(path: Path, exc: json.JSONDecodeError) -> StoreError:
+    """The error for a database file that does not parse (it is left as it is)."""
+    return StoreError(
+        f"The kiosk database {path} is damaged ({exc}). It has not been changed; "
+        "restore it from backup or move it aside to start empty.")
 
 
 def layout_of(data: Tables | None) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kiosk.cloud.outbox import Outbox
 from kiosk.errors import UsageError
 from kiosk.service import KioskService
+from kiosk.store import migration
 from tests.conftest import make_instance
 
 
@@ -74,3 +77,35 @@ def test_an_uploaded_case_purges_without_confirmation(
 def test_purging_an_unknown_case_is_a_clear_error(service: KioskService) -> None:
     with pytest.raises(UsageError, match="no case"):
         service.purge_case("NOPE", force=True)
+
+
+def test_after_its_cases_are_purged_the_same_drive_imports_without_reading_every_case(
+        service: KioskService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every disc in one drive is read from the same mount point: the drive's recent import
+    # jobs are listed under that path, and retention purges their cases in time.
+    drive = tmp_path / "sr0"
+    others = []
+    for seed in range(3):
+        make_instance(tmp_path / f"other-{seed}" / "IM1", seed=100 + seed,
+                      patient_id=f"OTHER{seed}")
+        others.append(service.import_path(tmp_path / f"other-{seed}")["case_id"])
+    for seed in range(3):
+        shutil.rmtree(drive, ignore_errors=True)
+        make_instance(drive / "IM1", seed=seed, patient_id=f"P{seed}")
+        case = service.import_path(drive)["case_id"]
+        service.purge_case(case, force=True)
+    opened: list[Path] = []
+    real = migration.load
+
+    def counting(path: Path) -> Any:
+        if path.parent.name == "cases":
+            opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(migration, "load", counting)
+    shutil.rmtree(drive)
+    make_instance(drive / "IM1", seed=9, patient_id="P9")
+    case = service.import_path(drive)["case_id"]
+    assert not {p.name for p in opened} & {service.catalog.db.paths.case_file(c).name
+                                           for c in others}
+    assert service.catalog.case(case) is not None

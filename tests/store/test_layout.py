@@ -127,7 +127,7 @@ def test_choosing_the_next_upload_opens_no_case_but_the_chosen_one(
     assert outbox.counts("d")["done"] == 40 and outbox.counts("d")["in_flight"] == 1
 
 
-def test_a_write_that_leaves_the_summary_alone_rewrites_no_bucket_and_heals_once(
+def test_a_write_that_leaves_the_summary_alone_rewrites_no_bucket_and_the_next_start_reads_no_case(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = _db(tmp_path)
     (tmp_path / "blobs").mkdir()
@@ -154,12 +154,70 @@ def test_a_write_that_leaves_the_summary_alone_rewrites_no_bucket_and_heals_once
         real(self, case_id, heal=heal)
 
     monkeypatch.setattr(Database, "_refresh_row", spy)
-    Catalog(_db(tmp_path), store).case_summaries()  # the next start re-checks C1, once
-    assert healed == ["C1"]
-    assert db.index_row("C1") is not None
-    Catalog(_db(tmp_path), store).case_summaries()  # and the one after has nothing to do
+    # Every write ended with its rows written: the next start trusts the index as it is.
+    assert not db.paths.in_flight.exists()
+    Catalog(_db(tmp_path), store).case_summaries()
+    assert healed == []
+    # A writer killed between a case file and its row leaves the marker: the next start
+    # checks every row, rebuilds the one whose file changed, once, and removes the marker.
+    db.paths.in_flight.touch()
+    Catalog(_db(tmp_path), store).case_summaries()
+    assert healed == ["C1"] and not db.paths.in_flight.exists()
+    Catalog(_db(tmp_path), store).case_summaries()
     assert healed == ["C1"]
     assert {r["case_id"] for r in _db(tmp_path).index_rows()} == {"C1"}
+
+
+def test_a_kiosk_that_starts_cleanly_reads_no_case_file_to_list_or_find_its_cases(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    for i in range(100):
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:00:{i % 60:02d}Z"})
+    opened: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if path.parent.name == "cases":
+            opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    fresh = _db(tmp_path)
+    assert len(fresh.index_rows()) == 100
+    assert len(_db(tmp_path).listing(lambda lean: lean["case_id"])) == 100
+    assert opened == []
+    # A lost bucket: the rows no longer match the case files, so the next start rebuilds
+    # them from the case files (only the lost bucket's cases are opened).
+    lost = db.paths.index_bucket("C5")
+    lost_ids = {r["case_id"] for r in fresh._buckets.listing(lost)}
+    lost.unlink()
+    assert {r["case_id"] for r in _db(tmp_path).index_rows()} == {f"C{i}" for i in range(100)}
+    assert {p.name for p in opened} == {db.paths.case_file(c).name for c in lost_ids}
+
+
+def test_an_index_of_the_earlier_one_table_format_is_converted_on_first_use(
+        tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    for i in range(30):
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:00:{i:02d}Z",
+                            "updated": f"u{i}"})
+    rows = sorted(db.index_rows(), key=lambda r: r["case_id"])
+    # The earlier release kept each bucket as one "rows" table of whole rows.
+    for bucket in db.paths.index_buckets():
+        if bucket.exists():
+            old = {"rows": {str(n): r for n, r in enumerate(db._buckets.rows(bucket), 1)}}
+            bucket.with_name(bucket.name.replace("summaries-", "cases-")).write_text(
+                json.dumps(old), encoding="utf-8")
+            bucket.unlink()
+    fresh = _db(tmp_path)
+    assert sorted(fresh.index_rows(), key=lambda r: r["case_id"]) == rows
+    assert db.paths.legacy_buckets() == []
+    first = json.loads(db.paths.index_bucket("C3").read_text(encoding="utf-8"))
+    assert set(first) == {"list", "x"}
+    # The listing prints the stored lines: the same summary ``kiosk cases --json`` printed.
+    lines = {json.loads(line)["case_id"]: json.loads(line)
+             for line in _db(tmp_path).listing(lambda lean: lean["line"])}
+    assert lines["C3"]["updated"] == "u3" and lines["C3"]["created"] == "2026-12-07T00:00:03Z"
 
 
 def test_audit_verify_streams_a_long_trail_in_flat_memory_and_the_tail_reads_the_end(
@@ -204,7 +262,7 @@ def test_after_its_own_writes_a_process_sees_the_index_as_a_fresh_read_would_wit
     real = database_module.migration.load
 
     def counting(path: Path) -> Any:
-        if path.parent.name == "index" and path.name.startswith("cases-"):
+        if path.parent.name == "index" and path.name.startswith("summaries-"):
             reads.append(path)
         return real(path)
 
@@ -221,3 +279,43 @@ def test_after_its_own_writes_a_process_sees_the_index_as_a_fresh_read_would_wit
     rows = {r["case_id"]: r for r in mine}
     assert rows["C7"]["updated"] == "u1" and rows["C900"]["updated"] == "u2"
     assert "C11" not in rows and len(rows) == 200
+
+
+def test_the_retention_order_follows_this_processs_own_writes_as_a_fresh_read_gives_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def summarise(docs: Any) -> dict[str, Any] | None:
+        case = docs.first("cases")
+        if case is None:
+            return None
+        return {"case_id": docs.case_id, "created": case.get("created"),
+                "x": {"settled": case.get("settled")}}
+
+    db = Database(tmp_path / "kiosk.json", summarise)
+    for i in range(150):
+        db.insert("cases", {"case_id": f"C{i}", "created": "2026-12-07T00:00:00Z",
+                            "settled": float(i) if i % 3 else None})
+    version, orders = db.settled_orders(None)
+    reads: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if path.name.startswith("summaries-"):
+            reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    db.update("cases", {"settled": 1000.0}, case_id="C1")  # moves to the end
+    db.update("cases", {"settled": None}, case_id="C2")  # leaves the order
+    db.update("cases", {"settled": 5.5}, case_id="C3")  # joins it
+    db.remove("cases", case_id="C4")
+    _later, changed = db.settled_orders(version)
+    assert reads == []  # its own writes: nothing read back
+    buckets = {db.paths.index_buckets().index(db.paths.index_bucket(f"C{i}")) for i in (1, 2, 3, 4)}
+    assert set(changed) == buckets
+    orders.update(changed)
+    monkeypatch.undo()
+    _v, fresh = Database(tmp_path / "kiosk.json", summarise).settled_orders(None)
+    assert orders == fresh
+    flat = sorted(e for order in orders.values() for e in order)
+    assert (1000.0, "C1") in flat and (5.5, "C3") in flat
+    assert not any(c in ("C2", "C4") for _t, c in flat)
