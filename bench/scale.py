@@ -20,6 +20,9 @@ seconds (user + sys):
   row, with N cases a full page (20): so Home is also paired with a third kiosk holding one
   page of cases, which separates "a fuller screen" from "a longer history"
 
+Every run starts with a full garbage collection (untimed), so none pays for the garbage of the
+run before it.
+
 Then ``kiosk audit verify`` over an audit trail of ``--audit`` entries (100,000: the chain is
 written with the trail's own hashing, untimed), and the data directory's size at each N.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -242,16 +246,23 @@ def measure(ref: Kiosk, big: Kiosk, pairs: int,
     out |= {label: [] for label in HOME}
     if page is not None:
         out[HOME_PAGE] = []
+    def run(kiosk: Kiosk, op: str) -> Any:
+        # A full collection left over from the previous operation's garbage (~0.1 s in this
+        # process, which holds two kiosks and Textual) would land on whichever run comes
+        # next; each run starts collected, so it pays only for its own allocations.
+        gc.collect()
+        return getattr(kiosk, op)()
+
     for _ in range(pairs):
         for label, op in OPS:
-            a = getattr(ref, op)()
-            b = getattr(big, op)()
+            a = run(ref, op)
+            b = run(big, op)
             out[label].append((a, b))
-        (ra, rf), (ba, bf) = ref.op_home(), big.op_home()
+        (ra, rf), (ba, bf) = run(ref, "op_home"), run(big, "op_home")
         out[HOME[0]].append((ra, ba))
         out[HOME[1]].append((rf, bf))
         if page is not None:
-            (pa, _pf), (ba, _bf) = page.op_home(), big.op_home()
+            (pa, _pf), (ba, _bf) = run(page, "op_home"), run(big, "op_home")
             out[HOME_PAGE].append((pa, ba))
     return out
 
