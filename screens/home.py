@@ -90,9 +90,7 @@ class HomeScreen(KioskScreen[None]):
 
     @work(thread=True, exclusive=True, group="home-cases", exit_on_error=False)
     def _read_cases(self, find: str, limit: int) -> None:
-        cases = self.service.case_summaries(limit=limit, find=find or None)
-        total = self.service.count_cases(find=find or None) if len(cases) >= limit \
-            else len(cases)
+        cases, total = self.service.case_page(limit=limit, find=find or None)
         self.post_message(WorkDone("cases", (find, cases, total)))
 
     def on_work_done(self, message: WorkDone) -> None:

@@ -268,6 +268,12 @@ class KioskService(LinkDesk):
         :meth:`Catalog.case_summaries`: ``limit``, ``since``, ``find``, ``offset``)."""
         return self.catalog.case_summaries(limit=limit, since=since, find=find, offset=offset)
 
+    def case_page(self, *, limit: int | None = None, find: str | None = None,
+                  offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """``(summaries, total)``: a page of :meth:`case_summaries` and how many match, from
+        one look at the case index (:meth:`Catalog.case_page`)."""
+        return self.catalog.case_page(limit=limit, find=find, offset=offset)
+
     def summary_lines(self, *, since: str | None = None) -> list[bytes]:
         """Every case summary, newest first, one line of JSON each (see
         :meth:`Catalog.summary_lines`)."""

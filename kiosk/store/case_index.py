@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from kiosk.store.durable import write_atomic
 
 #: A file's identity for "has it changed": inode, size, modification time in ns.
 Signature = list[int]
+#: How index rows sort: creation time, its fraction of a second, the case id (newest last).
+ListingKey = tuple[str, float, str]
 
 
 def file_signature(path: Path) -> Signature | None:
@@ -98,7 +101,7 @@ def normal(row: dict[str, Any]) -> dict[str, Any]:
     return _join(*_split(row))
 
 
-def listing_key(lean: dict[str, Any]) -> tuple[str, float, str]:
+def listing_key(lean: dict[str, Any]) -> ListingKey:
     """The sort key of a ``list`` row, newest last (as :func:`case_summary.newest_first`)."""
     return (lean.get("created") or "", lean.get("ts") or 0.0, lean["case_id"])
 
@@ -119,6 +122,9 @@ class _Bucket:
     #: The cases with ``x.settled`` (delivered and uploaded), as ``(settled, case_id)`` in
     #: order: the retention sweep's question, kept up to date by this process's own writes.
     settled: list[tuple[float, str]] | None = None
+    #: ``(listing_key, doc_id)`` of every row, oldest first: the desk's newest page is
+    #: merged from these, kept up to date by this process's own writes too.
+    newest: list[tuple[ListingKey, str]] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
@@ -126,6 +132,16 @@ class _Bucket:
                 self.full = {k: _join(v, self.xs.get(k, {})) for k, v in self.lean.items()}
             self._rows = list(self.full.values())
         return self._rows
+
+    def newest_order(self) -> list[tuple[ListingKey, str]]:
+        if self.newest is None:
+            self.newest = sorted((listing_key(lean), k) for k, lean in self.lean.items())
+        return self.newest
+
+    def joined(self, doc_id: str) -> dict[str, Any]:
+        if self.full is not None:
+            return self.full[doc_id]
+        return _join(self.lean[doc_id], self.xs.get(doc_id, {}))
 
     def settled_order(self) -> list[tuple[float, str]]:
         if self.settled is None:
@@ -137,6 +153,20 @@ class _Bucket:
 
 def _settled(case_id: str, x: dict[str, Any]) -> tuple[float, str]:
     return float(x["settled"]), case_id
+
+
+def _reorder(order: list[tuple[ListingKey, str]], doc_id: str,
+             old: ListingKey | None, new: ListingKey | None
+             ) -> list[tuple[ListingKey, str]]:
+    """``order`` with one row's entry moved from its ``old`` key to its ``new`` one."""
+    out = list(order)
+    if old is not None:
+        at = bisect.bisect_left(out, (old, doc_id))
+        if at < len(out) and out[at] == (old, doc_id):
+            del out[at]
+    if new is not None:
+        bisect.insort(out, (new, doc_id))
+    return out
 
 
 def _resettle(order: list[tuple[float, str]], case_id: str, old: dict[str, Any] | None,
@@ -209,6 +239,18 @@ class IndexBuckets:
         found = self._read(path, None, True)
         return len(found.lean) if found is not None else 0
 
+    def newest(self, path: Path, *, sig: Signature | None = None
+               ) -> tuple[list[tuple[ListingKey, str]], Callable[[str], dict[str, Any]]]:
+        """One bucket's rows as ``(listing_key, doc_id)``, oldest first, and a function that
+        joins the whole row of a doc id (only the rows a page shows are joined).
+
+        Kept with the bucket and moved by :meth:`write`, like :meth:`settled`.
+        """
+        found = self._read(path, sig, True)
+        if found is None:
+            return [], lambda doc_id: {}
+        return found.newest_order(), found.joined
+
     def settled(self, path: Path, *, sig: Signature | None = None) -> list[tuple[float, str]]:
         """One bucket's delivered-and-uploaded cases as ``(settled, case_id)``, in order.
 
@@ -269,6 +311,7 @@ class IndexBuckets:
         full = dict(cached.full) if cached is not None and cached.full is not None else None
         doc_id = next((k for k, r in lean.items() if r.get("case_id") == case_id), None)
         old_x = xs.get(doc_id) if doc_id is not None else None
+        old_key = listing_key(lean[doc_id]) if doc_id is not None else None
         new_x = None
         if row is None:
             if doc_id is None:
@@ -289,9 +332,13 @@ class IndexBuckets:
             self._cache.pop(bucket, None)
             return
         order = sorted(lean)  # the file's order (sorted keys), as a re-read gives it
-        settled = None
+        settled = newest = None
         if cached is not None and cached.settled is not None:
             settled = _resettle(cached.settled, case_id, old_x, new_x)
+        if cached is not None and cached.newest is not None:
+            newest = _reorder(cached.newest, doc_id, old_key,
+                              listing_key(lean[doc_id]) if row is not None else None)
         self._cache[bucket] = _Bucket(
             sig, {k: lean[k] for k in order}, {k: xs[k] for k in order},
-            {k: full[k] for k in order} if full is not None else None, settled=settled)
+            {k: full[k] for k in order} if full is not None else None, settled=settled,
+            newest=newest)

@@ -105,6 +105,17 @@ class CaseView:
             self._starts.append(at)
             at += len(text) + 1
 
+    def created_before(self, since: str) -> int:
+        """The first position (newest first) of a row created before ``since``."""
+        lo, hi = 0, len(self.rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if (self.rows[mid].get("created") or "") >= since:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def found(self, find: str | None) -> list[int]:
         """Positions (newest first) of the rows holding every word of ``find``."""
         words = _words(find or "")

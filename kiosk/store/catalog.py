@@ -8,7 +8,6 @@ study then costs one blob and one small document, not 10,000 documents rewritten
 from __future__ import annotations
 
 import bisect
-import heapq
 import json
 import os
 import secrets
@@ -20,7 +19,7 @@ from typing import Any
 
 from kiosk.store.blobstore import BlobStore
 from kiosk.store.case_index import CaseDocs, listing_key
-from kiosk.store.case_summary import CaseView, newest_first, public, summary_row
+from kiosk.store.case_summary import CaseView, public, summary_row
 from kiosk.store.database import Database
 from kiosk.store.import_split import divide_report
 from kiosk.system.liveness import boot_id, claim_alive
@@ -111,13 +110,12 @@ class Catalog:
 
     def view(self) -> CaseView:
         """The case index newest first, searchable (:class:`CaseView`), kept while unchanged."""
-        version, rows = self.db.index_snapshot()
+        return self._view_of(*self.db.index_snapshot())
+
+    def _view_of(self, version: tuple[Any, ...], rows: list[dict[str, Any]]) -> CaseView:
         if self._view is None or self._view[0] != version:
             self._view = (version, CaseView(rows))
         return self._view[1]
-
-    def _view_current(self) -> bool:
-        return self._view is not None and self._view[0] == self.db.index_snapshot()[0]
 
     def settled_before(self, cutoff: float) -> list[str]:
         """Cases delivered and uploaded, the later of the two before ``cutoff``, oldest first.
@@ -157,26 +155,28 @@ class Catalog:
         offset : int
             Skip this many of the matching cases first (paging).
         """
-        if not find and not since and limit is not None and not self._view_current():
-            # The newest page (Home at start-up, after any write): a partial selection over
-            # the rows, not a sort of every case and a search corpus nobody asked for yet.
-            rows = self.db.index_snapshot()[1]
-            top = heapq.nlargest(offset + limit, rows, key=newest_first)[offset:]
-            return [public(row) for row in top]
+        return self.case_page(limit=limit, since=since, find=find, offset=offset)[0]
+
+    def case_page(self, *, limit: int | None = None, since: str | None = None,
+                  find: str | None = None, offset: int = 0
+                  ) -> tuple[list[dict[str, Any]], int]:
+        """``(summaries, total)``: :meth:`case_summaries` and how many match in all.
+
+        One look at the index for both (the desk's Home asks for a page and its count at
+        once; each look checks the index buckets' signatures).
+        """
+        if not find and not since and limit is not None:
+            # The newest page (Home): merged from the index buckets' orders, not a sort of
+            # every case and a search corpus nobody asked for yet.
+            rows, total = self.db.newest_page(offset, limit)
+            return [public(row) for row in rows], total
         view = self.view()
-        out = []
-        skipped = 0
-        for i in view.found(find):
-            row = view.rows[i]
-            if since and (row.get("created") or "") < since:
-                break  # newest first: every later row is older still
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(public(row))
-            if limit is not None and len(out) >= limit:
-                break
-        return out
+        hits = view.found(find)
+        if since:
+            # Newest first: the rows created on or after ``since`` are a prefix of the view.
+            hits = hits[:bisect.bisect_left(hits, view.created_before(since))]
+        end = len(hits) if limit is None else min(len(hits), offset + limit)
+        return [public(view.rows[i]) for i in hits[offset:end]], len(hits)
 
     def summary_lines(self, *, since: str | None = None) -> list[bytes]:
         """Every case summary (on or after ``since``), newest first, each one line of JSON.
@@ -201,11 +201,7 @@ class Catalog:
         """How many cases :meth:`case_summaries` would list without a limit."""
         if not since and not find:
             return len(self.db.index_snapshot()[1])
-        view = self.view()
-        if not since:
-            return len(view.found(find)) if find else len(view.rows)
-        return sum(1 for i in view.found(find)
-                   if (view.rows[i].get("created") or "") >= since)
+        return self.case_page(limit=0, since=since, find=find)[1]
 
     def manifest(self, study: dict[str, Any]) -> list[InstanceRow]:
         """The instance rows of a study document."""

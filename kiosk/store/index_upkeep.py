@@ -15,15 +15,18 @@ bucket cache; this module never imports tinydb.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from kiosk.store import migration
 from kiosk.store.case_index import (
     CaseDocs,
     IndexBuckets,
+    ListingKey,
     Signature,
     bucket_bytes,
     file_signature,
@@ -176,6 +179,39 @@ class IndexUpkeep:
             out.append((st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(out)
 
+    def newest_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """``(rows, total)``: the index rows of the newest cases (``offset`` skipped, at most
+        ``limit``) and how many cases there are.
+
+        Merged from each bucket's rows in order (:meth:`IndexBuckets.newest`, kept and moved
+        by this process's writes) and only the rows shown are joined: the desk's Home page
+        costs the same with 3,000 cases as with 20.
+        """
+        with self._checked_index():
+            version = self._bucket_version()
+            orders = []
+            for i, (sig, path) in enumerate(zip(version, self.paths.index_buckets(),
+                                                strict=True)):
+                if sig is not None:
+                    order, join = self._buckets.newest(path, sig=list(sig))
+                    orders.append((i, order, join))
+            newest = heapq.merge(*[_tagged(i, order) for i, order, _join in orders],
+                                 reverse=True)
+            joins = {i: join for i, _order, join in orders}
+            top = list(itertools.islice(newest, offset + limit))[offset:]
+            return ([joins[i](doc_id) for _key, i, doc_id in top],
+                    sum(len(order) for _i, order, _join in orders))
+
+    @contextmanager
+    def _checked_index(self) -> Iterator[None]:
+        """The database lock, with the index checked against the case files when due."""
+        with self.transaction():
+            if self._must_heal or not self._checked:
+                rows = sum(self._buckets.count(p) for p in self.paths.index_buckets())
+                if self._heal_needed(rows):
+                    self._heal()
+            yield
+
     def settled_orders(self, seen: tuple[Any, ...] | None
                        ) -> tuple[tuple[Any, ...], dict[int, list[tuple[float, str]]]]:
         """``(version, changed)``: the index's version and, for each bucket that changed since
@@ -185,11 +221,7 @@ class IndexUpkeep:
         For the retention sweep, which keeps the orders and asks only for what changed: an
         unchanged bucket costs one ``stat``, one this process wrote nothing more.
         """
-        with self.transaction():
-            if self._must_heal or not self._checked:
-                rows = sum(self._buckets.count(p) for p in self.paths.index_buckets())
-                if self._heal_needed(rows):
-                    self._heal()
+        with self._checked_index():
             version = self._bucket_version()
             changed = {i: self._buckets.settled(path, sig=list(sig)) if sig is not None else []
                        for i, (sig, path) in enumerate(zip(version, self.paths.index_buckets(),
@@ -249,3 +281,10 @@ class IndexUpkeep:
         """One case's index row, or None (read from its bucket only)."""
         with self.transaction():
             return self._buckets.row(self.paths.index_bucket(case_id), case_id)
+
+
+def _tagged(bucket: int, order: list[tuple[ListingKey, str]]
+            ) -> Iterator[tuple[ListingKey, int, str]]:
+    """A bucket's order newest first, each entry tagged with its bucket."""
+    for key, doc_id in reversed(order):
+        yield key, bucket, doc_id

@@ -319,3 +319,33 @@ def test_the_retention_order_follows_this_processs_own_writes_as_a_fresh_read_gi
     flat = sorted(e for order in orders.values() for e in order)
     assert (1000.0, "C1") in flat and (5.5, "C3") in flat
     assert not any(c in ("C2", "C4") for _t, c in flat)
+
+
+def test_the_newest_page_follows_this_processs_own_writes_as_a_fresh_read_gives_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    for i in range(150):
+        db.insert("cases", {"case_id": f"C{i:03d}",
+                            "created": f"2026-12-{1 + i % 28:02d}T00:00:00Z"})
+    assert [r["case_id"] for r in db.newest_page(0, 3)[0]] == ["C139", "C111", "C083"]
+    reads: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if path.name.startswith("summaries-"):
+            reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    db.update("cases", {"created": "2027-01-01T00:00:00Z"}, case_id="C005")  # to the top
+    db.remove("cases", case_id="C139")  # off the page
+    db.insert("cases", {"case_id": "C900", "created": "2026-12-31T00:00:00Z"})
+    rows, total = db.newest_page(0, 20)
+    assert reads == []
+    assert total == 150 and [r["case_id"] for r in rows[:3]] == ["C005", "C900", "C111"]
+    monkeypatch.undo()
+    expected = sorted(_db(tmp_path).index_rows(), reverse=True,
+                      key=lambda r: (r["created"], 0.0, r["case_id"]))
+    assert rows == expected[:20]
+    assert _db(tmp_path).newest_page(20, 20)[0] == expected[20:40]
+    assert _db(tmp_path).newest_page(140, 20)[0] == expected[140:]

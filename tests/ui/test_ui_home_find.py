@@ -84,3 +84,23 @@ def test_kiosk_cases_limits_finds_and_filters_by_date(desk: Desk, tmp_path: Path
     page2 = service.case_summaries(limit=PAGE, offset=PAGE)
     assert len(page2) == PAGE and not {c["case_id"] for c in page2} & {
         c["case_id"] for c in service.case_summaries(limit=PAGE)}
+
+
+def test_a_page_and_its_total_come_from_one_look_at_the_index(desk: Desk,
+                                                               tmp_path: Path) -> None:
+    ids = _many_cases(desk, tmp_path)
+    service = desk.service
+    cases, total = service.case_page(limit=PAGE)
+    assert [c["case_id"] for c in cases] == ids[::-1][:PAGE] and total == CASES
+    cases, total = service.case_page(limit=PAGE, offset=2 * PAGE)
+    assert [c["case_id"] for c in cases] == ids[::-1][2 * PAGE:] and total == CASES
+    cases, total = service.case_page(limit=PAGE, find="李")
+    assert [c["case_id"] for c in cases] == [ids[CASES // 2]] and total == 1
+    # After a search the view is built: the same page comes from it, the same total.
+    assert service.case_page(limit=3) == (service.case_summaries(limit=3), CASES)
+    today = cases[0]["created"][:10]
+    catalog = service.catalog
+    assert catalog.case_page(limit=2, since=today)[1] == CASES
+    assert catalog.case_page(limit=2, since="2999-01-01") == ([], 0)
+    assert service.count_cases(find="李") == 1 and service.count_cases(since=today) == CASES
+    assert service.count_cases(since=today, find="李") == 1
