@@ -108,6 +108,7 @@ class Database(IndexUpkeep):
         #: This transaction created the in-flight marker (removed when it ends).
         self._marked = False
         self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
+        self._version_cache: tuple[tuple[int, int] | None, tuple[Any, ...]] | None = None
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
         self.migrated = False
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
@@ -37,6 +38,9 @@ from kiosk.store.durable import fsync_dir, write_atomic
 from kiosk.store.layout import PARTITIONED, SUMMARISED, Paths, case_file_name
 
 T = TypeVar("T")
+#: How long after the index folder's last change its time is trusted to reveal the next one
+#: (file times advance by the kernel's clock tick, a few milliseconds; this is generous).
+RACY_NS = 100_000_000
 
 
 class IndexUpkeep:
@@ -52,6 +56,8 @@ class IndexUpkeep:
     #: This transaction created the in-flight marker (removed when it ends).
     _marked: bool
     _rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None
+    #: The index folder's (inode, mtime) and the bucket signatures taken while it held them.
+    _version_cache: tuple[tuple[int, int] | None, tuple[Any, ...]] | None
 
     def transaction(self) -> AbstractContextManager[None]:
         """The database lock (:meth:`kiosk.store.database.Database.transaction`)."""
@@ -169,6 +175,24 @@ class IndexUpkeep:
             return self._rows
 
     def _bucket_version(self) -> tuple[Any, ...]:
+        """The 64 buckets' signatures: changes whenever any bucket may have changed.
+
+        Every bucket is replaced by a rename in ``index/``, which changes the folder's
+        modification time; while that has not changed, the signatures taken last time still
+        hold and cost one ``stat`` instead of 64 (a desk's worker waits for the GIL after
+        each system call). Only signatures taken well after the folder's last change are
+        reused: a change within the same clock tick as an earlier one would otherwise leave
+        the folder's time as it was (git's "racily clean" index entries, the same problem).
+        """
+        try:
+            folder = os.stat(self.paths.index_dir)
+        except FileNotFoundError:
+            folder = None
+        key = (folder.st_ino, folder.st_mtime_ns) if folder is not None else None
+        cached = self._version_cache
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        started = time.time_ns()
         out: list[tuple[int, int, int] | None] = []
         for name in self.paths.index_bucket_names():
             try:
@@ -177,7 +201,10 @@ class IndexUpkeep:
                 out.append(None)
                 continue
             out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(out)
+        version = tuple(out)
+        settled = folder is not None and started - folder.st_mtime_ns > RACY_NS
+        self._version_cache = (key, version) if settled else None
+        return version
 
     def newest_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """``(rows, total)``: the index rows of the newest cases (``offset`` skipped, at most

@@ -349,3 +349,38 @@ def test_the_newest_page_follows_this_processs_own_writes_as_a_fresh_read_gives_
     assert rows == expected[:20]
     assert _db(tmp_path).newest_page(20, 20)[0] == expected[20:40]
     assert _db(tmp_path).newest_page(140, 20)[0] == expected[140:]
+
+
+def test_the_bucket_signatures_are_reused_only_while_the_index_folder_is_settled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kiosk.store.index_upkeep as upkeep
+
+    db = _db(tmp_path)
+    for i in range(30):
+        db.insert("cases", {"case_id": f"C{i}", "created": "2026-12-07T00:00:00Z"})
+    stats: list[str] = []
+    real_stat = upkeep.os.stat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        stats.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(upkeep.os, "stat", counting)
+    index = db.paths.index_dir
+    # Just written: the folder's time may not yet show a change in the same clock tick, so
+    # every bucket is looked at, every time.
+    db.index_rows()
+    stats.clear()
+    db.index_rows()
+    assert sum(1 for p in stats if "summaries-" in p) == 64
+    # Settled (its last change well before the look): the folder's own stat is enough.
+    old = real_stat(index).st_mtime_ns - 10**9
+    upkeep.os.utime(index, ns=(old, old))
+    db.index_rows()
+    stats.clear()
+    assert len(db.index_rows()) == 30
+    assert set(stats) == {str(index), str(db.paths.in_flight)}  # no bucket looked at
+    # Another process's write renames a bucket into the folder: seen at the next look.
+    other = _db(tmp_path)
+    other.insert("cases", {"case_id": "C99", "created": "2026-12-08T00:00:00Z"})
+    assert {r["case_id"] for r in db.index_rows()} >= {"C99"}
