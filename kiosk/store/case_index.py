@@ -125,6 +125,11 @@ class _Bucket:
     #: ``(listing_key, doc_id)`` of every row, oldest first: the desk's newest page is
     #: merged from these, kept up to date by this process's own writes too.
     newest: list[tuple[ListingKey, str]] | None = None
+    #: Each doc id's two entries as the file holds them (``"id":{...}`` of ``list``, of
+    #: ``x``): a write re-encodes its one row and joins the rest as they are.
+    encoded: dict[str, tuple[bytes, bytes]] | None = None
+    #: Whether this process wrote the bucket (it then keeps :attr:`encoded`).
+    written: bool = False
 
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
@@ -204,6 +209,19 @@ def split_rows(rows: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]],
 def bucket_bytes(lean: dict[str, dict[str, Any]], xs: dict[str, dict[str, Any]]) -> bytes:
     """A bucket file's bytes (tinydb's layout: tables of string doc ids, keys sorted)."""
     return migration.dumps({"list": lean, "x": xs})
+
+
+def _entries(doc_id: str, lean: dict[str, Any], x: dict[str, Any]) -> tuple[bytes, bytes]:
+    key = migration.dump_value(doc_id)
+    return key + b":" + migration.dump_value(lean), key + b":" + migration.dump_value(x)
+
+
+def _joined_bytes(encoded: dict[str, tuple[bytes, bytes]]) -> bytes:
+    """:func:`bucket_bytes` from each row's entries (the same bytes: keys sorted at every
+    level, the same separators)."""
+    order = sorted(encoded)
+    return (b'{"list":{' + b",".join(encoded[k][0] for k in order) + b'},"x":{'
+            + b",".join(encoded[k][1] for k in order) + b"}}")
 
 
 class IndexBuckets:
@@ -326,7 +344,21 @@ class IndexBuckets:
             new_x = xs[doc_id]
             if full is not None:
                 full[doc_id] = _join(lean[doc_id], xs[doc_id])
-        write_atomic(bucket, bucket_bytes(lean, xs))
+        encoded: dict[str, tuple[bytes, bytes]] | None = None
+        if cached is not None and cached.encoded is not None:
+            encoded = dict(cached.encoded)
+        elif cached is not None and cached.written:
+            # Written before by this process, so it will be again (the desk): keep each
+            # row's entries from now on. A one-off write is one encoding of the whole.
+            encoded = {k: _entries(k, v, xs.get(k, {})) for k, v in lean.items()}
+        if encoded is None:
+            write_atomic(bucket, bucket_bytes(lean, xs))
+        else:
+            if row is None:
+                encoded.pop(doc_id, None)
+            else:
+                encoded[doc_id] = _entries(doc_id, lean[doc_id], xs[doc_id])
+            write_atomic(bucket, _joined_bytes(encoded))
         sig = file_signature(bucket)
         if sig is None:
             self._cache.pop(bucket, None)
@@ -341,4 +373,4 @@ class IndexBuckets:
         self._cache[bucket] = _Bucket(
             sig, {k: lean[k] for k in order}, {k: xs[k] for k in order},
             {k: full[k] for k in order} if full is not None else None, settled=settled,
-            newest=newest)
+            newest=newest, encoded=encoded, written=True)

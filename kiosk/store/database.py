@@ -37,7 +37,13 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from kiosk.store import migration
-from kiosk.store.case_index import CaseDocs, IndexBuckets, basic_summary
+from kiosk.store.case_index import (
+    CaseDocs,
+    IndexBuckets,
+    Signature,
+    basic_summary,
+    file_signature,
+)
 from kiosk.store.durable import fsync_dir, write_atomic
 from kiosk.store.index_upkeep import IndexUpkeep
 from kiosk.store.layout import (
@@ -109,6 +115,7 @@ class Database(IndexUpkeep):
         self._marked = False
         self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         self._version_cache: tuple[tuple[int, int] | None, tuple[Any, ...]] | None = None
+        self._locators: dict[Path, tuple[Signature, dict[str, dict[str, Any]]]] = {}
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
         self.migrated = False
 
@@ -411,8 +418,26 @@ class Database(IndexUpkeep):
         if table in SUMMARISED and case_id is not None:
             self._dirty.add(case_id)
 
+    def _small(self, path: Path) -> dict[str, dict[str, Any]]:
+        """A locator bucket's tables, parsed once while the file is unchanged.
+
+        An import asks where its jobs and reports live dozens of times; each bucket holds
+        N/64 locators, so re-reading it every time would make an import cost more the more
+        cases the kiosk has seen.
+        """
+        sig = file_signature(path)
+        if sig is None:
+            self._locators.pop(path, None)
+            return {}
+        hit = self._locators.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        data = migration.load(path) or {}
+        self._locators[path] = (sig, data)
+        return data
+
     def _locate(self, table: str, value: str) -> str | None:
-        data = migration.load(self.paths.ids_bucket(table, value)) or {}
+        data = self._small(self.paths.ids_bucket(table, value))
         k = id_key(table, value)
         for doc in data.get("ids", {}).values():
             if doc.get("k") == k:
@@ -434,7 +459,7 @@ class Database(IndexUpkeep):
     def note(self, key: str) -> Any:
         """A small value noted under ``key`` (:meth:`set_note`), or None."""
         with self.transaction():
-            data = migration.load(self.paths.ids_bucket("note", key)) or {}
+            data = self._small(self.paths.ids_bucket("note", key))
             k = id_key("note", key)
             for doc in data.get("ids", {}).values():
                 if doc.get("k") == k:

@@ -44,7 +44,12 @@ Tables = dict[str, dict[str, dict[str, Any]]]
 
 def dumps(data: Tables) -> bytes:
     """A tinydb file's bytes, as :class:`~kiosk.store.database.AtomicJSONStorage` writes them."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+    return dump_value(data)
+
+
+def dump_value(value: Any) -> bytes:
+    """Any JSON value encoded as :func:`dumps` encodes a file (a part of a file's bytes)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
                       sort_keys=True).encode("utf-8")
 
 

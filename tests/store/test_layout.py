@@ -384,3 +384,19 @@ def test_the_bucket_signatures_are_reused_only_while_the_index_folder_is_settled
     other = _db(tmp_path)
     other.insert("cases", {"case_id": "C99", "created": "2026-12-08T00:00:00Z"})
     assert {r["case_id"] for r in db.index_rows()} >= {"C99"}
+
+
+def test_a_bucket_written_from_its_rows_entries_is_byte_for_byte_a_full_encoding(
+        tmp_path: Path) -> None:
+    from kiosk.store.case_index import bucket_bytes
+
+    db = _db(tmp_path)
+    for i in range(200):
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:00:{i % 60:02d}Z",
+                            "patients": [{"name": "李^四", "patient_id": f"P{i}"}]})
+    db.update("cases", {"updated": "u", "status": "complete"}, case_id="C7")
+    db.remove("cases", case_id="C11")
+    db.insert("cases", {"case_id": "C900", "created": "2026-12-08T00:00:00Z"})
+    for name in {db.paths.index_bucket(c) for c in ("C7", "C11", "C900")}:
+        data = json.loads(name.read_text(encoding="utf-8"))
+        assert name.read_bytes() == bucket_bytes(data["list"], data["x"])
