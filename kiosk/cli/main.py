@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -283,13 +283,13 @@ def _date(text: str) -> str:
     return f"{m[1]}-{m[2]}-{m[3]}"
 
 
-def _write_json_list(key: str, items: list[bytes]) -> None:
+def _write_json_list(key: str, items: Iterable[bytes]) -> None:
     """``{key: [items]}`` on stdout, each item already JSON (UTF-8), one a line.
 
     The same document as ``json.dump(..., indent=2)`` for a parser, at a tenth of the cost: an
     indent makes :mod:`json` fall back from its C encoder to pure Python, which at 3,000 cases
-    cost more than reading them. Items are UTF-8 bytes: a Chinese name would make a ``str``
-    two bytes a character, and the listing holds every case's item until it is sorted.
+    cost more than reading them. Items may come one at a time (a listing of every case is
+    read back from a spool as it is printed).
     """
     out = sys.stdout
     raw = getattr(out, "buffer", None)  # None: a text stream (tests capture one)
@@ -302,12 +302,13 @@ def _write_json_list(key: str, items: list[bytes]) -> None:
 
     out.write(f"{{{json.dumps(key)}: [")
     out.flush()
-    for n, item in enumerate(items):
-        write(b",\n  " if n else b"\n  ")
+    n = 0
+    for n, item in enumerate(items, 1):
+        write(b",\n  " if n > 1 else b"\n  ")
         write(item)
     if raw is not None:
         raw.flush()
-    out.write("\n]}\n" if items else "]}\n")
+    out.write("\n]}\n" if n else "]}\n")
 
 
 def _compact(item: dict[str, Any]) -> bytes:

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +274,7 @@ class KioskService(LinkDesk):
         one look at the case index (:meth:`Catalog.case_page`)."""
         return self.catalog.case_page(limit=limit, find=find, offset=offset)
 
-    def summary_lines(self, *, since: str | None = None) -> list[bytes]:
+    def summary_lines(self, *, since: str | None = None) -> Iterator[bytes]:
         """Every case summary, newest first, one line of JSON each (see
         :meth:`Catalog.summary_lines`)."""
         return self.catalog.summary_lines(since=since)

@@ -13,15 +13,16 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiosk.store.blobstore import BlobStore
-from kiosk.store.case_index import CaseDocs, listing_key
+from kiosk.store.case_index import CaseDocs
 from kiosk.store.case_summary import CaseView, public, summary_row
 from kiosk.store.database import Database
 from kiosk.store.import_split import divide_report
+from kiosk.store.summary_listing import newest_first_lines
 from kiosk.system.liveness import boot_id, claim_alive
 
 CASES, STUDIES, JOBS = "cases", "studies", "jobs"
@@ -178,29 +179,14 @@ class Catalog:
         end = len(hits) if limit is None else min(len(hits), offset + limit)
         return [public(view.rows[i]) for i in hits[offset:end]], len(hits)
 
-    def summary_lines(self, *, since: str | None = None) -> list[bytes]:
-        """Every case summary (on or after ``since``), newest first, each one line of JSON.
+    def summary_lines(self, *, since: str | None = None) -> Iterator[bytes]:
+        """Every case summary (on or after ``since``), newest first, each one line of JSON
+        (UTF-8), for a listing of every case (``kiosk cases --json``).
 
-        For a listing of every case (``kiosk cases --json``): the lines are kept in the index
-        as they are printed, so no case is decoded or encoded into JSON here, and each is
-        held as UTF-8 until sorted (a ``str`` holding a Chinese name takes two bytes a
-        character).
+        The lines are kept in the index as they are printed, so no case is decoded or
+        encoded here, and they are spooled, not held (:mod:`kiosk.store.summary_listing`).
         """
-        def pick(lean: dict[str, Any]) -> bytes | None:
-            if since and (lean.get("created") or "") < since:
-                return None
-            # One bytes object a case, its sort key in front: bytes order is the key's order
-            # (fixed-width time and fraction, then the case id and a NUL, below any
-            # character), and a tuple of key and line would cost ~200 bytes more a case.
-            created, ts, case_id = listing_key(lean)
-            return (f"{created:<24}{ts:020.6f}{case_id}\0".encode()
-                    + lean["line"].encode("utf-8"))
-
-        keyed = self.db.listing(pick)
-        keyed.sort(reverse=True)
-        for n, item in enumerate(keyed):  # each key dropped as its line replaces it
-            keyed[n] = item[item.index(b"\0") + 1:]
-        return keyed
+        return newest_first_lines(self.db, self.store.tmp_dir, since=since)
 
     def count_cases(self, *, since: str | None = None, find: str | None = None) -> int:
         """How many cases :meth:`case_summaries` would list without a limit."""

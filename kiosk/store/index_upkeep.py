@@ -141,11 +141,14 @@ class IndexUpkeep:
                 or rows != self._case_file_count())
 
     def _case_file_count(self) -> int:
+        # Counted as the folder is read, not from a list of every name (a listing of every
+        # case holds its lines at this point: no second thing the size of the history).
         try:
-            names = os.listdir(self.paths.cases_dir)
+            with os.scandir(self.paths.cases_dir) as entries:
+                return sum(1 for e in entries
+                           if e.name.endswith(".json") and not e.name.startswith("."))
         except FileNotFoundError:
             return 0
-        return sum(1 for n in names if n.endswith(".json") and not n.startswith("."))
 
     def index_rows(self) -> list[dict[str, Any]]:
         """Every case's index row (callers must not change them).

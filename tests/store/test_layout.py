@@ -400,3 +400,27 @@ def test_a_bucket_written_from_its_rows_entries_is_byte_for_byte_a_full_encoding
     for name in {db.paths.index_bucket(c) for c in ("C7", "C11", "C900")}:
         data = json.loads(name.read_text(encoding="utf-8"))
         assert name.read_bytes() == bucket_bytes(data["list"], data["x"])
+
+
+def test_every_summary_line_comes_newest_first_from_a_spool_that_leaves_nothing(
+        tmp_path: Path) -> None:
+    from kiosk.store.summary_listing import newest_first_lines
+
+    db = _db(tmp_path)
+    for i in range(120):
+        db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-{1 + i % 28:02d}T00:00:00Z",
+                            "updated": "王五"})
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    lines = list(newest_first_lines(db, spool))
+    order = [json.loads(line)["case_id"] for line in lines]
+    expected = sorted(db.index_rows(), reverse=True,
+                      key=lambda r: (r["created"], 0.0, r["case_id"]))
+    assert order == [r["case_id"] for r in expected]
+    assert json.loads(lines[0])["updated"] == "王五"
+    assert list(spool.iterdir()) == []  # the spool had no name
+    # Nowhere to spool (a missing or full tmp folder): the same lines, held in memory.
+    assert list(newest_first_lines(db, tmp_path / "missing")) == lines
+    since = "2026-12-20"
+    assert [json.loads(x)["case_id"] for x in newest_first_lines(db, spool, since=since)] == [
+        r["case_id"] for r in expected if r["created"] >= since]
