@@ -141,8 +141,8 @@ class IndexUpkeep:
                 or rows != self._case_file_count())
 
     def _case_file_count(self) -> int:
-        # Counted as the folder is read, not from a list of every name (a listing of every
-        # case holds its lines at this point: no second thing the size of the history).
+        # Counted as the folder is read, not from a list of every name: a listing of every
+        # case holds its keys at this point, and needs no second thing the size of the history.
         try:
             with os.scandir(self.paths.cases_dir) as entries:
                 return sum(1 for e in entries

@@ -4,13 +4,12 @@ The index keeps each case's line encoded (:mod:`kiosk.store.case_index`), but th
 keyed by case id, not time, so the newest-first order is only known once every bucket has
 been read. Rather than hold every line until then (~0.4 kB a case, and as much again in the
 allocator's leftovers), the lines are spooled to an unnamed temporary file as they are read;
-only a short sort key per case stays in memory, and the lines are read back in order.
+only the sort key and the line's place stay in memory, and the lines are read back in order.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 
 from kiosk.store.case_index import listing_key
 from kiosk.store.database import Database
-
-_SPAN = struct.Struct(">QI")  # where a line starts in the spool, and its length
 
 
 def _sort_key(lean: dict[str, Any]) -> bytes:
@@ -46,21 +43,22 @@ def newest_first_lines(db: Database, spool_dir: Path, *,
     with spool:
         at = 0
 
-        def pick(lean: dict[str, Any]) -> bytes | None:
+        def pick(lean: dict[str, Any]) -> tuple[str, float, str, int, int] | None:
             nonlocal at
-            if since and (lean.get("created") or "") < since:
+            created = lean.get("created") or ""
+            if since and created < since:
                 return None
             line = lean["line"].encode("utf-8")
             spool.write(line)
             at += len(line)
-            return _sort_key(lean) + _SPAN.pack(at - len(line), len(line))
+            # The listing key (:func:`listing_key`), then where the line is in the spool.
+            return created, lean.get("ts") or 0.0, lean["case_id"], at - len(line), len(line)
 
         keys = db.listing(pick)
         spool.flush()
-        keys.sort(reverse=True)
+        keys.sort(reverse=True)  # case ids are unique: no two tuples get past them
         fd = spool.fileno()
-        for key in keys:
-            start, size = _SPAN.unpack_from(key, len(key) - _SPAN.size)
+        for _created, _ts, _case_id, start, size in keys:
             yield os.pread(fd, size, start)
 
 
