@@ -116,6 +116,7 @@ class Database(IndexUpkeep):
         self._rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         self._version_cache: tuple[tuple[int, int] | None, tuple[Any, ...]] | None = None
         self._locators: dict[Path, tuple[Signature, dict[str, dict[str, Any]]]] = {}
+        self._page_cache: tuple[tuple[Any, ...], tuple[list[dict[str, Any]], int]] | None = None
         #: Whether the layout-1 data was upgraded by this object (for the start-up log).
         self.migrated = False
 

@@ -58,6 +58,8 @@ class IndexUpkeep:
     _rows: tuple[tuple[Any, ...], list[dict[str, Any]]] | None
     #: The index folder's (inode, mtime) and the bucket signatures taken while it held them.
     _version_cache: tuple[tuple[int, int] | None, tuple[Any, ...]] | None
+    #: The last newest page asked for: ``((version, offset, limit), (rows, total))``.
+    _page_cache: tuple[tuple[Any, ...], tuple[list[dict[str, Any]], int]] | None
 
     def transaction(self) -> AbstractContextManager[None]:
         """The database lock (:meth:`kiosk.store.database.Database.transaction`)."""
@@ -219,6 +221,9 @@ class IndexUpkeep:
         """
         with self._checked_index():
             version = self._bucket_version()
+            cached = self._page_cache
+            if cached is not None and cached[0] == (version, offset, limit):
+                return cached[1]  # Home asks again as it settles: nothing changed since
             orders = []
             for i, (sig, path) in enumerate(zip(version, self.paths.index_buckets(),
                                                 strict=True)):
@@ -229,8 +234,10 @@ class IndexUpkeep:
                                  reverse=True)
             joins = {i: join for i, _order, join in orders}
             top = list(itertools.islice(newest, offset + limit))[offset:]
-            return ([joins[i](doc_id) for _key, i, doc_id in top],
+            page = ([joins[i](doc_id) for _key, i, doc_id in top],
                     sum(len(order) for _i, order, _join in orders))
+            self._page_cache = ((version, offset, limit), page)
+            return page
 
     @contextmanager
     def _checked_index(self) -> Iterator[None]:
