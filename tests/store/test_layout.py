@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,20 @@ def _sigs(folder: Path) -> dict[str, tuple[int, int]]:
 
 def _db(tmp_path: Path) -> Database:
     return Database(tmp_path / "kiosk.json")
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch, which: Callable[[Path], bool]) -> list[Path]:
+    """The database files parsed from now on (those ``which`` picks), in order."""
+    seen: list[Path] = []
+    real = database_module.migration.load
+
+    def counting(path: Path) -> Any:
+        if which(path):
+            seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(database_module.migration, "load", counting)
+    return seen
 
 
 def test_a_write_to_one_case_rewrites_only_that_case_file_and_one_index_bucket(
@@ -112,15 +127,7 @@ def test_choosing_the_next_upload_opens_no_case_but_the_chosen_one(
         outbox.finish(job_id, "done")
     waiting = outbox.enqueue_upload(destination="d", case_id="C7", study_uid="s2", items=[],
                                     fingerprint="g")
-    reads: list[Path] = []
-    real = database_module.migration.load
-
-    def counting(path: Path) -> Any:
-        if path.parent.name == "cases":
-            reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(database_module.migration, "load", counting)
+    reads = _loads(monkeypatch, lambda path: path.parent.name == "cases")
     job = outbox.claim_next("d")
     assert job is not None and job["job_id"] == waiting
     assert set(reads) <= {db.paths.case_file("C7")}
@@ -173,15 +180,7 @@ def test_a_kiosk_that_starts_cleanly_reads_no_case_file_to_list_or_find_its_case
     db = _db(tmp_path)
     for i in range(100):
         db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:00:{i % 60:02d}Z"})
-    opened: list[Path] = []
-    real = database_module.migration.load
-
-    def counting(path: Path) -> Any:
-        if path.parent.name == "cases":
-            opened.append(path)
-        return real(path)
-
-    monkeypatch.setattr(database_module.migration, "load", counting)
+    opened = _loads(monkeypatch, lambda path: path.parent.name == "cases")
     fresh = _db(tmp_path)
     assert len(fresh.index_rows()) == 100
     assert len(_db(tmp_path).listing(lambda lean: lean["case_id"])) == 100
@@ -258,15 +257,7 @@ def test_after_its_own_writes_a_process_sees_the_index_as_a_fresh_read_would_wit
         db.insert("cases", {"case_id": f"C{i}", "created": f"2026-12-07T00:{i // 60:02d}:"
                                                           f"{i % 60:02d}Z"})
     db.index_rows()
-    reads: list[Path] = []
-    real = database_module.migration.load
-
-    def counting(path: Path) -> Any:
-        if path.parent.name == "index" and path.name.startswith("summaries-"):
-            reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(database_module.migration, "load", counting)
+    reads = _loads(monkeypatch, lambda path: path.name.startswith("summaries-"))
     db.update("cases", {"status": "complete", "updated": "u1"}, case_id="C7")
     db.insert("cases", {"case_id": "C900", "created": "2026-12-08T00:00:00Z"})
     db.update("cases", {"updated": "u2"}, case_id="C900")
@@ -295,15 +286,7 @@ def test_the_retention_order_follows_this_processs_own_writes_as_a_fresh_read_gi
         db.insert("cases", {"case_id": f"C{i}", "created": "2026-12-07T00:00:00Z",
                             "settled": float(i) if i % 3 else None})
     version, orders = db.settled_orders(None)
-    reads: list[Path] = []
-    real = database_module.migration.load
-
-    def counting(path: Path) -> Any:
-        if path.name.startswith("summaries-"):
-            reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(database_module.migration, "load", counting)
+    reads = _loads(monkeypatch, lambda path: path.name.startswith("summaries-"))
     db.update("cases", {"settled": 1000.0}, case_id="C1")  # moves to the end
     db.update("cases", {"settled": None}, case_id="C2")  # leaves the order
     db.update("cases", {"settled": 5.5}, case_id="C3")  # joins it
@@ -328,15 +311,7 @@ def test_the_newest_page_follows_this_processs_own_writes_as_a_fresh_read_gives_
         db.insert("cases", {"case_id": f"C{i:03d}",
                             "created": f"2026-12-{1 + i % 28:02d}T00:00:00Z"})
     assert [r["case_id"] for r in db.newest_page(0, 3)[0]] == ["C139", "C111", "C083"]
-    reads: list[Path] = []
-    real = database_module.migration.load
-
-    def counting(path: Path) -> Any:
-        if path.name.startswith("summaries-"):
-            reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(database_module.migration, "load", counting)
+    reads = _loads(monkeypatch, lambda path: path.name.startswith("summaries-"))
     db.update("cases", {"created": "2027-01-01T00:00:00Z"}, case_id="C005")  # to the top
     db.remove("cases", case_id="C139")  # off the page
     db.insert("cases", {"case_id": "C900", "created": "2026-12-31T00:00:00Z"})
