@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -161,9 +162,12 @@ class HomeScreen(KioskScreen[None]):
             table.add_column(self.tr(key))
         for case in self.cases:
             status = "delivered" if case.get("delivered") else case["status"]
-            table.add_row(fmt.local_when(case.get("created")), case["case_id"],
-                          str(case["instances"]), "/".join(case["modalities"]),
-                          self.tr(f"status.{status}"), key=case["case_id"])
+            # Text, not str: a cell string would be parsed as markup (a case number or
+            # modality holding "[" would be read as a style), and parsing costs per cell.
+            cells = (fmt.local_when(case.get("created")), case["case_id"],
+                     str(case["instances"]), "/".join(case["modalities"]),
+                     self.tr(f"status.{status}"))
+            table.add_row(*(Text(c) for c in cells), key=case["case_id"])
         if self.cases:
             table.move_cursor(row=min(row, len(self.cases) - 1))
         table.display = bool(self.cases)
