@@ -23,7 +23,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kiosk.store import migration
 from kiosk.store.durable import write_atomic
@@ -32,6 +32,8 @@ from kiosk.store.durable import write_atomic
 Signature = list[int]
 #: How index rows sort: creation time, its fraction of a second, the case id (newest last).
 ListingKey = tuple[str, float, str]
+#: An entry of a kept order (``(settled, case_id)`` or ``(listing_key, doc_id)``).
+E = TypeVar("E", tuple[float, str], tuple[ListingKey, str])
 
 
 def file_signature(path: Path) -> Signature | None:
@@ -160,32 +162,20 @@ def _settled(case_id: str, x: dict[str, Any]) -> tuple[float, str]:
     return float(x["settled"]), case_id
 
 
-def _reorder(order: list[tuple[ListingKey, str]], doc_id: str,
-             old: ListingKey | None, new: ListingKey | None
-             ) -> list[tuple[ListingKey, str]]:
-    """``order`` with one row's entry moved from its ``old`` key to its ``new`` one."""
+def _moved(order: list[E], old: E | None, new: E | None) -> list[E]:
+    """A copy of the sorted ``order`` with the entry ``old`` (if there) replaced by ``new``."""
     out = list(order)
     if old is not None:
-        at = bisect.bisect_left(out, (old, doc_id))
-        if at < len(out) and out[at] == (old, doc_id):
+        at = bisect.bisect_left(out, old)
+        if at < len(out) and out[at] == old:
             del out[at]
     if new is not None:
-        bisect.insort(out, (new, doc_id))
+        bisect.insort(out, new)
     return out
 
 
-def _resettle(order: list[tuple[float, str]], case_id: str, old: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> list[tuple[float, str]]:
-    """``order`` with one case's entry moved from its ``old`` to its ``new`` ``x``."""
-    out = list(order)
-    if old is not None and old.get("settled") is not None:
-        entry = _settled(case_id, old)
-        at = bisect.bisect_left(out, entry)
-        if at < len(out) and out[at] == entry:
-            del out[at]
-    if new is not None and new.get("settled") is not None:
-        bisect.insort(out, _settled(case_id, new))
-    return out
+def _settled_entry(case_id: str, x: dict[str, Any] | None) -> tuple[float, str] | None:
+    return _settled(case_id, x) if x is not None and x.get("settled") is not None else None
 
 
 def _tables(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -366,10 +356,11 @@ class IndexBuckets:
         order = sorted(lean)  # the file's order (sorted keys), as a re-read gives it
         settled = newest = None
         if cached is not None and cached.settled is not None:
-            settled = _resettle(cached.settled, case_id, old_x, new_x)
+            settled = _moved(cached.settled, _settled_entry(case_id, old_x),
+                             _settled_entry(case_id, new_x))
         if cached is not None and cached.newest is not None:
-            newest = _reorder(cached.newest, doc_id, old_key,
-                              listing_key(lean[doc_id]) if row is not None else None)
+            newest = _moved(cached.newest, (old_key, doc_id) if old_key is not None else None,
+                            (listing_key(lean[doc_id]), doc_id) if row is not None else None)
         self._cache[bucket] = _Bucket(
             sig, {k: lean[k] for k in order}, {k: xs[k] for k in order},
             {k: full[k] for k in order} if full is not None else None, settled=settled,

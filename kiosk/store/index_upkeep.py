@@ -164,18 +164,13 @@ class IndexUpkeep:
 
     def index_snapshot(self) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
         """``(version, rows)``: the version changes whenever any row may have changed."""
-        with self.transaction():
-            for _attempt in range(2):
-                version = self._bucket_version()
-                if self._rows is not None and self._rows[0] == version \
-                        and not self._must_heal:
-                    return self._rows
-                rows: list[dict[str, Any]] = []
-                for bucket in self.paths.index_buckets():
-                    rows += self._buckets.rows(bucket)
-                if not self._heal_needed(len(rows)):
-                    break
-                self._heal()
+        with self._checked_index():
+            version = self._bucket_version()
+            if self._rows is not None and self._rows[0] == version:
+                return self._rows
+            rows: list[dict[str, Any]] = []
+            for bucket in self.paths.index_buckets():
+                rows += self._buckets.rows(bucket)
             self._rows = (version, rows)
             return self._rows
 
