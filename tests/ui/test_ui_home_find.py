@@ -104,3 +104,22 @@ def test_a_page_and_its_total_come_from_one_look_at_the_index(desk: Desk,
     assert catalog.case_page(limit=2, since="2999-01-01") == ([], 0)
     assert service.count_cases(find="李") == 1 and service.count_cases(since=today) == CASES
     assert service.count_cases(since=today, find="李") == 1
+
+
+def test_home_shows_a_value_with_brackets_as_it_is_not_as_a_style(desk: Desk,
+                                                                    tmp_path: Path) -> None:
+    # A hospital's modality field is free text to us: "[b]" must not be read as bold markup.
+    write_study(tmp_path / "odd", instances=1, rows=8, columns=8, seed=3, patient_id="P3",
+                modality="[b]CT")
+    case = desk.service.import_path(tmp_path / "odd")["case_id"]
+    app = desk.app()
+
+    async def script(pilot: Pilot[None]) -> None:
+        home = await wait_screen(pilot, "HomeScreen")
+        assert isinstance(home, HomeScreen)
+        await wait_for(pilot, lambda: home.cases)
+        assert case in [c["case_id"] for c in home.cases]
+        await pilot.pause()
+        assert "[b]CT" in pilot.app.export_screenshot()  # on screen as it is
+
+    run(app, script)
